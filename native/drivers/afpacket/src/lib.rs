@@ -1,0 +1,1 @@
+//! The afpacket driver (being written).

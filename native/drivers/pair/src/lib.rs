@@ -1,0 +1,1 @@
+//! The pair driver (being written).

@@ -1,0 +1,1 @@
+//! The tap driver (being written).

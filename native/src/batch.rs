@@ -1,0 +1,216 @@
+//! The burst of packets that rx and tx move.
+//!
+//! A [`PacketBatch`] is a fixed-capacity FIFO of owned packets living on the
+//! caller's stack: receive appends at the back, transmit consumes from the
+//! front, and whatever a driver did not take stays in the batch for the
+//! caller to retry or drop. Nothing here allocates.
+
+use std::fmt;
+
+use crate::mbuf::{free_raw_bulk, Mbuf};
+use crate::sys::mbuf;
+
+/// Most packets one batch holds.
+pub const BATCH_MAX: usize = 256;
+
+/// A fixed-capacity FIFO of owned packets.
+pub struct PacketBatch {
+    items: [*mut mbuf; BATCH_MAX],
+    head: usize,
+    tail: usize,
+}
+
+// SAFETY: the batch owns its packets exclusively, like a Vec<Mbuf>.
+unsafe impl Send for PacketBatch {}
+
+impl Default for PacketBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PacketBatch {
+    /// An empty batch.
+    pub const fn new() -> Self {
+        PacketBatch {
+            items: [std::ptr::null_mut(); BATCH_MAX],
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    /// Packets held.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// Whether no packet is held.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    /// How many more packets fit.
+    #[inline]
+    pub fn room(&self) -> usize {
+        BATCH_MAX - self.len()
+    }
+
+    #[inline]
+    fn compact(&mut self) {
+        if self.head != 0 {
+            self.items.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+            self.head = 0;
+        }
+    }
+
+    /// Appends a packet; gives it back if the batch is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.room() == 0 {
+            return Err(m);
+        }
+        // SAFETY: room checked; ownership moves into the batch.
+        unsafe { self.push_raw(m.into_raw()) };
+        Ok(())
+    }
+
+    /// Appends a raw packet.
+    ///
+    /// # Safety
+    /// The batch must have room, and `m` must be a live packet the caller
+    /// owns; ownership moves into the batch.
+    #[inline]
+    pub unsafe fn push_raw(&mut self, m: *mut mbuf) {
+        if self.tail == BATCH_MAX {
+            self.compact();
+        }
+        self.items[self.tail] = m;
+        self.tail += 1;
+    }
+
+    /// Takes the first packet.
+    #[inline]
+    pub fn pop_front(&mut self) -> Option<Mbuf> {
+        // SAFETY: the raw packet's ownership moves to the returned Mbuf.
+        self.pop_front_raw().map(|m| unsafe { Mbuf::from_raw(m) })
+    }
+
+    /// Takes the first packet as a raw pointer; the caller owns it.
+    #[inline]
+    pub fn pop_front_raw(&mut self) -> Option<*mut mbuf> {
+        if self.is_empty() {
+            return None;
+        }
+        let m = self.items[self.head];
+        self.head += 1;
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+        Some(m)
+    }
+
+    /// The first packet, still in the batch.
+    pub fn front(&self) -> Option<&Mbuf> {
+        if self.is_empty() {
+            return None;
+        }
+        // SAFETY: Mbuf is a transparent NonNull wrapper over the pointer, and
+        // the slot holds a live packet the batch owns; the borrow of self
+        // keeps it from being freed or moved out.
+        Some(unsafe { &*(&self.items[self.head] as *const *mut mbuf).cast::<Mbuf>() })
+    }
+
+    /// The raw packets held, front first (still owned by the batch).
+    #[inline]
+    pub fn as_raw(&self) -> &[*mut mbuf] {
+        &self.items[self.head..self.tail]
+    }
+
+    /// Removes the first `n` packets and gives their ownership to the caller
+    /// as raw pointers (e.g. a driver that placed them on its ring).
+    #[inline]
+    pub fn take_front_raw(&mut self, n: usize) -> &[*mut mbuf] {
+        let n = n.min(self.len());
+        let start = self.head;
+        self.head += n;
+        let taken = &self.items[start..start + n];
+        if self.head == self.tail {
+            // Keep the taken slice valid: reset indices lazily on next push.
+            self.tail = self.head;
+        }
+        taken
+    }
+
+    /// Iterates over the packets, front first.
+    pub fn iter(&self) -> impl Iterator<Item = &Mbuf> {
+        // SAFETY: as in front().
+        self.as_raw()
+            .iter()
+            .map(|p| unsafe { &*(p as *const *mut mbuf).cast::<Mbuf>() })
+    }
+
+    /// Frees every packet held, in bulk.
+    #[inline]
+    pub fn free_all(&mut self) {
+        // SAFETY: the batch owns these packets and forgets them right after.
+        unsafe { free_raw_bulk(self.as_raw()) };
+        self.head = 0;
+        self.tail = 0;
+    }
+
+    /// Frees the first `n` packets in bulk (a transmit that consumed them).
+    #[inline]
+    pub fn free_front(&mut self, n: usize) {
+        let taken = self.take_front_raw(n);
+        // SAFETY: ownership of `taken` passed to us and is released here.
+        unsafe { free_raw_bulk(taken) };
+    }
+}
+
+impl Drop for PacketBatch {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}
+
+impl fmt::Debug for PacketBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PacketBatch")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{HugePages, OwnerId, Pool, PoolConfig};
+
+    #[test]
+    fn fifo_and_free() {
+        let p = Pool::new(&PoolConfig {
+            name: "b-fifo".into(),
+            buffers: 600,
+            hugepages: HugePages::Never,
+        })
+        .unwrap();
+        let mut b = PacketBatch::new();
+        assert_eq!(p.alloc_batch(OwnerId::POOL, &mut b, 300), BATCH_MAX);
+        assert_eq!(b.len(), BATCH_MAX);
+        let m = p.alloc(OwnerId::POOL).unwrap();
+        assert!(b.push(m).is_err());
+        let first = b.as_raw()[0];
+        let got = b.pop_front().unwrap();
+        assert_eq!(got.as_ptr(), first);
+        drop(got);
+        b.free_front(10);
+        assert_eq!(b.len(), BATCH_MAX - 11);
+        assert_eq!(b.iter().count(), BATCH_MAX - 11);
+        drop(b);
+        assert_eq!(p.available(), 600);
+    }
+}
