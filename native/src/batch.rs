@@ -153,6 +153,23 @@ impl PacketBatch {
             .map(|p| unsafe { &*(p as *const *mut mbuf).cast::<Mbuf>() })
     }
 
+    /// Iterates mutably over the packets, front first.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Mbuf> {
+        let (h, t) = (self.head, self.tail);
+        // SAFETY: Mbuf is a transparent wrapper over the pointer; each slot
+        // holds a distinct live packet owned by the batch, and the mutable
+        // borrow of self keeps them from being moved or freed meanwhile.
+        self.items[h..t]
+            .iter_mut()
+            .map(|p| unsafe { &mut *(p as *mut *mut mbuf).cast::<Mbuf>() })
+    }
+
+    /// Iterates mutably over the packets from position `from` (counted from
+    /// the front) to the back, e.g. the ones a receive just appended.
+    pub fn iter_mut_from(&mut self, from: usize) -> impl Iterator<Item = &mut Mbuf> {
+        self.iter_mut().skip(from)
+    }
+
     /// Frees every packet held, in bulk.
     #[inline]
     pub fn free_all(&mut self) {

@@ -1,0 +1,1 @@
+//! Protocol layer (being written).

@@ -1,0 +1,553 @@
+//! The stack: one pool, one runtime, the attached interfaces, and the tasks
+//! that move their packets.
+//!
+//! Attaching a driver (`-d SPEC`) finds its factory in the registry, checks
+//! the options, names the devices (prefix + unit), registers a pool owner per
+//! interface and wraps each device in an [`Interface`] whose [`DriverLock`]
+//! enforces its concurrency class. Bringing an interface up starts the driver
+//! and places tasks on the runtime: a service task for its slow path and, for
+//! the protocol layer, the interface's queue 0 joins the protocol task
+//! (see [`crate::proto`]). Forwarding tasks (`Stack::forward`) move packets
+//! from one interface's queues to another's, one task per queue pair spread
+//! over the workers.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pktkit_native::options::DriverSpec;
+use pktkit_native::pool::HugePages;
+use pktkit_native::{AttachArgs, DriverError, PacketBatch, Pool, PoolConfig, PoolError, BATCH_MAX};
+
+use crate::iface::{IfEvent, Interface, SharedRx, SharedTx};
+use crate::registry;
+use crate::runtime::{
+    lock, DriverLock, Fallback, LockPolicy, Progress, Runtime, RuntimeError, Task, TaskId,
+};
+
+/// How to build a stack.
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// Worker threads.
+    pub workers: usize,
+    /// Serialized-driver rule.
+    pub fallback: Fallback,
+    /// Buffers in the stack's pool.
+    pub pool_buffers: usize,
+    /// Huge page policy of the pool.
+    pub hugepages: HugePages,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            workers: 2,
+            fallback: Fallback::PerDriver,
+            pool_buffers: 16384,
+            hugepages: HugePages::Auto,
+        }
+    }
+}
+
+/// Why a stack operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// No driver of that name.
+    #[error("unknown driver '{name}' (available: {available})")]
+    UnknownDriver {
+        /// Name asked for.
+        name: String,
+        /// The drivers there are.
+        available: String,
+    },
+    /// The driver refused its options or could not attach.
+    #[error("driver {driver}: {source}")]
+    Driver {
+        /// Driver name.
+        driver: String,
+        /// What it said.
+        source: DriverError,
+    },
+    /// No interface of that name.
+    #[error("no interface '{0}'")]
+    NoInterface(String),
+    /// An interface operation failed.
+    #[error(transparent)]
+    Interface(#[from] crate::iface::IfError),
+    /// The pool could not be made or an owner registered.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The interface still holds buffers after detach (a driver leak).
+    #[error("{ifname}: {held} buffers still held after detach")]
+    Leak {
+        /// Interface name.
+        ifname: String,
+        /// Buffers not returned.
+        held: i64,
+    },
+}
+
+struct IfEntry {
+    iface: Arc<Interface>,
+    tasks: Vec<TaskId>,
+}
+
+struct Inner {
+    ifaces: Vec<IfEntry>,
+    units: HashMap<String, u32>,
+    next_index: u32,
+}
+
+/// A running stack.
+pub struct Stack {
+    rt: Runtime,
+    pool: Pool,
+    policy: Arc<LockPolicy>,
+    inner: Mutex<Inner>,
+    events: Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>,
+}
+
+impl Stack {
+    /// Makes the pool and starts the runtime; no interface yet.
+    pub fn new(cfg: &StackConfig) -> Result<Stack, StackError> {
+        let pool = Pool::new(&PoolConfig {
+            name: "stack".into(),
+            buffers: cfg.pool_buffers,
+            hugepages: cfg.hugepages,
+        })?;
+        Ok(Stack {
+            rt: Runtime::new(cfg.workers)?,
+            pool,
+            policy: LockPolicy::new(cfg.fallback),
+            inner: Mutex::new(Inner {
+                ifaces: Vec::new(),
+                units: HashMap::new(),
+                next_index: 1,
+            }),
+            events: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The stack's buffer pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The lock policy (fallback mode).
+    pub fn policy(&self) -> &Arc<LockPolicy> {
+        &self.policy
+    }
+
+    /// Checks a driver spec without attaching anything.
+    pub fn check(spec: &DriverSpec) -> Result<(), StackError> {
+        let f = registry::find(&spec.name).ok_or_else(|| StackError::UnknownDriver {
+            name: spec.name.clone(),
+            available: registry::names(),
+        })?;
+        f.check_options(&spec.options)
+            .map_err(|source| StackError::Driver {
+                driver: spec.name.clone(),
+                source,
+            })
+    }
+
+    /// Attaches a driver; returns its interfaces (down).
+    pub fn attach(&self, spec: &DriverSpec) -> Result<Vec<Arc<Interface>>, StackError> {
+        Self::check(spec)?;
+        let f = registry::find(&spec.name).ok_or_else(|| StackError::UnknownDriver {
+            name: spec.name.clone(),
+            available: registry::names(),
+        })?;
+        let mut inner = lock(&self.inner);
+        let first_unit = *inner.units.get(f.prefix).unwrap_or(&0);
+        let ifnames: Vec<String> = (0..f.devices)
+            .map(|i| format!("{}{}", f.prefix, first_unit + i as u32))
+            .collect();
+        let mut owners = Vec::new();
+        for n in &ifnames {
+            match self.pool.register_owner(n) {
+                Ok(o) => owners.push(o),
+                Err(e) => {
+                    owners.into_iter().for_each(|o| {
+                        self.pool.unregister_owner(o);
+                    });
+                    return Err(e.into());
+                }
+            }
+        }
+        let args = AttachArgs {
+            options: spec.options.clone(),
+            pool: self.pool.clone(),
+            owners: owners.clone(),
+            ifnames: ifnames.clone(),
+        };
+        let drivers = match (f.create)(&args) {
+            Ok(d) => d,
+            Err(source) => {
+                for o in owners {
+                    self.pool.unregister_owner(o);
+                }
+                return Err(StackError::Driver {
+                    driver: spec.name.clone(),
+                    source,
+                });
+            }
+        };
+        inner
+            .units
+            .insert(f.prefix.to_owned(), first_unit + drivers.len() as u32);
+        let mut out = Vec::new();
+        for (i, d) in drivers.into_iter().enumerate() {
+            let lockc = DriverLock::attach(d.concurrency(), &self.policy);
+            let name = ifnames
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("{}{}", f.prefix, first_unit + i as u32));
+            let index = inner.next_index;
+            inner.next_index += 1;
+            let iface = Arc::new(Interface::new(
+                index,
+                name,
+                f.name,
+                f.kind,
+                d,
+                args.owner(i),
+                lockc,
+            ));
+            inner.ifaces.push(IfEntry {
+                iface: iface.clone(),
+                tasks: Vec::new(),
+            });
+            out.push(iface);
+        }
+        drop(inner);
+        for i in &out {
+            self.publish(IfEvent::Attached(i.name.clone()));
+        }
+        Ok(out)
+    }
+
+    /// Starts an interface's driver and its service task.
+    pub fn up(&self, ifname: &str) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        if iface.queues().is_some() {
+            return Ok(());
+        }
+        iface.up()?;
+        let (fd, interval) = iface.with_driver(|d| (d.service_fd(), d.service_interval()));
+        let fwd = self.events_sender();
+        let task = ServiceTask {
+            name: format!("{}-service", iface.name),
+            iface: iface.clone(),
+            fd,
+            interval: interval.unwrap_or(Duration::from_secs(1)),
+            next: Instant::now(),
+            events: iface.subscribe(),
+            forward: fwd,
+            fd_ready: false,
+        };
+        let id = self.rt.spawn_on(0, Box::new(task));
+        self.with_entry(ifname, |e| e.tasks.push(id));
+        Ok(())
+    }
+
+    /// Every interface, in attach order.
+    pub fn interfaces(&self) -> Vec<Arc<Interface>> {
+        lock(&self.inner)
+            .ifaces
+            .iter()
+            .map(|e| e.iface.clone())
+            .collect()
+    }
+
+    /// The interface called `name`.
+    pub fn interface(&self, name: &str) -> Result<Arc<Interface>, StackError> {
+        lock(&self.inner)
+            .ifaces
+            .iter()
+            .find(|e| e.iface.name == name)
+            .map(|e| e.iface.clone())
+            .ok_or_else(|| StackError::NoInterface(name.to_owned()))
+    }
+
+    fn with_entry(&self, name: &str, f: impl FnOnce(&mut IfEntry)) {
+        if let Some(e) = lock(&self.inner)
+            .ifaces
+            .iter_mut()
+            .find(|e| e.iface.name == name)
+        {
+            f(e);
+        }
+    }
+
+    /// Forwards everything received on `from` out of `to`, one task per queue
+    /// pair (queue i of `from` to queue i mod n of `to`), spread over the
+    /// workers. Both must be up.
+    pub fn forward(&self, from: &str, to: &str) -> Result<(), StackError> {
+        let a = self.interface(from)?;
+        let b = self.interface(to)?;
+        let (qa, qb) = match (a.queues(), b.queues()) {
+            (Some(qa), Some(qb)) => (qa, qb),
+            _ => {
+                return Err(StackError::Interface(crate::iface::IfError::Invalid {
+                    ifname: format!("{from}/{to}"),
+                    why: "both interfaces must be up to forward".into(),
+                }))
+            }
+        };
+        if qb.tx.is_empty() {
+            return Ok(());
+        }
+        for (i, rx) in qa.rx.iter().enumerate() {
+            let tx = &qb.tx[i % qb.tx.len()];
+            let task = ForwardTask {
+                name: format!("fwd {from}q{i}->{to}"),
+                from: a.clone(),
+                to: b.clone(),
+                rx: rx.clone(),
+                tx: tx.clone(),
+                batch: Box::new(PacketBatch::new()),
+                armed: false,
+            };
+            let id = self.rt.spawn_on(i, Box::new(task));
+            self.with_entry(from, |e| e.tasks.push(id));
+            if from != to {
+                self.with_entry(to, |e| e.tasks.push(id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops an interface: removes every task using it (on either side),
+    /// stops the driver and returns its buffers.
+    pub fn down(&self, ifname: &str) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        let ids: Vec<TaskId> = {
+            let mut inner = lock(&self.inner);
+            let ids = inner
+                .ifaces
+                .iter_mut()
+                .find(|e| e.iface.name == ifname)
+                .map(|e| std::mem::take(&mut e.tasks))
+                .unwrap_or_default();
+            for e in inner.ifaces.iter_mut() {
+                e.tasks.retain(|t| !ids.contains(t));
+            }
+            ids
+        };
+        for id in ids {
+            drop(self.rt.remove(id));
+        }
+        if !iface.down() {
+            return Err(StackError::Interface(crate::iface::IfError::Invalid {
+                ifname: ifname.to_owned(),
+                why: "queues still in use".into(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Detaches an interface: down, then the driver is dropped; checks that
+    /// every buffer it held came back.
+    pub fn detach(&self, ifname: &str) -> Result<(), StackError> {
+        self.down(ifname)?;
+        let entry = {
+            let mut inner = lock(&self.inner);
+            let pos = inner
+                .ifaces
+                .iter()
+                .position(|e| e.iface.name == ifname)
+                .ok_or_else(|| StackError::NoInterface(ifname.to_owned()))?;
+            inner.ifaces.remove(pos)
+        };
+        let iface = entry.iface;
+        iface.lock.detach();
+        let owner = iface.owner;
+        // The driver is dropped with the last reference to the interface.
+        drop(iface);
+        self.pool.flush_thread_cache();
+        self.publish(IfEvent::Detached(ifname.to_owned()));
+        let held = self.pool.unregister_owner(owner);
+        if held != 0 {
+            return Err(StackError::Leak {
+                ifname: ifname.to_owned(),
+                held,
+            });
+        }
+        Ok(())
+    }
+
+    /// Subscribes to events of every interface (attach, detach, link).
+    pub fn subscribe(&self) -> std::sync::mpsc::Receiver<IfEvent> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        lock(&self.events).push(tx);
+        rx
+    }
+
+    fn events_sender(&self) -> EventFanout {
+        EventFanout(lock(&self.events).clone())
+    }
+
+    fn publish(&self, ev: IfEvent) {
+        lock(&self.events).retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    /// Detaches everything and stops the runtime.
+    pub fn shutdown(self) {
+        for i in self.interfaces() {
+            if let Err(e) = self.detach(&i.name) {
+                log::warn!("{e}");
+            }
+        }
+        self.rt.shutdown();
+    }
+}
+
+/// Copies of the stack's subscribers, for tasks to publish from.
+struct EventFanout(Vec<std::sync::mpsc::Sender<IfEvent>>);
+
+impl EventFanout {
+    fn send(&mut self, ev: &IfEvent) {
+        self.0.retain(|s| s.send(ev.clone()).is_ok());
+    }
+}
+
+/// Polls whether a descriptor is readable, without blocking.
+pub fn fd_readable(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLIN != 0
+}
+
+/// Runs an interface's slow path: the driver's service fd and interval.
+struct ServiceTask {
+    name: String,
+    iface: Arc<Interface>,
+    fd: Option<RawFd>,
+    interval: Duration,
+    next: Instant,
+    events: std::sync::mpsc::Receiver<IfEvent>,
+    forward: EventFanout,
+    fd_ready: bool,
+}
+
+impl Task for ServiceTask {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&mut self, now: Instant) -> Progress {
+        let due = now >= self.next;
+        let ready = self.fd_ready || (due && self.fd.is_some_and(fd_readable));
+        let mut busy = false;
+        if due || ready {
+            self.fd_ready = false;
+            self.iface.service();
+            self.next = now + self.interval.min(Duration::from_millis(100));
+            busy = ready;
+        }
+        while let Ok(ev) = self.events.try_recv() {
+            if let IfEvent::Link { ifname, state } = &ev {
+                log::info!(
+                    "{ifname}: link {} {} Mb/s",
+                    if state.up { "up" } else { "down" },
+                    state.speed_mbps
+                );
+            }
+            self.forward.send(&ev);
+        }
+        Progress {
+            busy,
+            deadline: Some(self.next),
+        }
+    }
+
+    fn wait_fds(&self) -> Vec<RawFd> {
+        self.fd.into_iter().collect()
+    }
+
+    fn after_wake(&mut self) {
+        self.fd_ready = self.fd.is_some_and(fd_readable);
+    }
+}
+
+/// Moves packets from one receive queue to one transmit queue.
+struct ForwardTask {
+    name: String,
+    from: Arc<Interface>,
+    to: Arc<Interface>,
+    rx: SharedRx,
+    tx: SharedTx,
+    batch: Box<PacketBatch>,
+    armed: bool,
+}
+
+impl Task for ForwardTask {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&mut self, _now: Instant) -> Progress {
+        let n = {
+            let _entry = self.from.lock.enter();
+            lock(&self.rx).rx_burst(&mut self.batch)
+        };
+        if !self.batch.is_empty() {
+            {
+                let _entry = self.to.lock.enter();
+                lock(&self.tx).tx_burst(&mut self.batch);
+            }
+            // What the ring did not take is dropped, like testpmd's io mode.
+            let left = self.batch.len();
+            if left > 0 {
+                self.to.count_stack_drops(left as u64);
+                self.batch.free_all();
+            }
+        }
+        Progress {
+            busy: n > 0,
+            deadline: None,
+        }
+    }
+
+    fn wait_fds(&self) -> Vec<RawFd> {
+        lock(&self.rx).wait_fd().into_iter().collect()
+    }
+
+    fn prepare_sleep(&mut self) -> bool {
+        let _entry = self.from.lock.enter();
+        let mut rx = lock(&self.rx);
+        if rx.wait_fd().is_none() {
+            return false;
+        }
+        self.armed = rx.arm();
+        self.armed
+    }
+
+    fn after_wake(&mut self) {
+        if self.armed {
+            let _entry = self.from.lock.enter();
+            lock(&self.rx).disarm();
+            self.armed = false;
+        }
+        let _entry = self.to.lock.enter();
+        lock(&self.tx).reclaim();
+    }
+}
+
+/// Size of a forwarding burst.
+pub const FORWARD_BURST: usize = BATCH_MAX;
