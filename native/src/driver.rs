@@ -461,6 +461,9 @@ impl AttachArgs {
     }
 }
 
+/// Creates the devices of one attach from checked arguments.
+pub type CreateFn = fn(&AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError>;
+
 /// How the stack finds and creates a driver.
 pub struct DriverFactory {
     /// Driver name as given to `-d` (e.g. "null", "tap").
@@ -476,7 +479,7 @@ pub struct DriverFactory {
     /// Options it accepts.
     pub options: &'static [OptionSpec],
     /// Creates the devices; called once options are checked.
-    pub create: fn(&AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError>,
+    pub create: CreateFn,
 }
 
 impl DriverFactory {

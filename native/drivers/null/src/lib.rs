@@ -29,10 +29,13 @@ const MAX_QUEUES: u16 = 64;
 const MIN_MTU: u32 = 68;
 const MAX_MTU: u32 = 9000;
 
+/// Interface name prefix; the stack adds the unit.
+pub const PREFIX: &str = "null";
+
 /// How the stack finds this driver.
 pub static FACTORY: DriverFactory = DriverFactory {
     name: "null",
-    prefix: "null",
+    prefix: PREFIX,
     kind: DriverKind::Native,
     description: "endless receive source and transmit sink (benchmark device)",
     devices: 1,
@@ -173,7 +176,7 @@ impl NullDriver {
 
 impl Driver for NullDriver {
     fn name(&self) -> &str {
-        FACTORY.prefix
+        PREFIX
     }
 
     fn capabilities(&self) -> Capabilities {
