@@ -29,6 +29,9 @@ ip -n "$A" link add vdemo type veth peer name vpeer netns "$B"
 ip -n "$A" link set vdemo up
 ip -n "$B" addr add 198.51.100.1/24 dev vpeer
 ip -n "$B" link set vpeer up
+# Linux hands AF_PACKET its own unsegmented (TSO/GSO) frames on a veth; a
+# real wire never carries those, so the peer segments in software here.
+ip netns exec "$B" ethtool -K vpeer tso off gso off >/dev/null
 
 echo "== pktkit run (in $A)"
 ip netns exec "$A" "$bin" -v run \

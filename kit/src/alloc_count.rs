@@ -19,6 +19,7 @@
 //! the packet path is exactly what the check is meant to catch.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Allocations made since the process started, by any [`CountingAlloc`].
@@ -27,6 +28,14 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 /// Frees since the process started.
 static FREES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Allocations made by this thread through a CountingAlloc, so that
+    /// [`installed`] can tell "installed" from "called directly elsewhere".
+    /// Const-initialised and without a destructor: touching it never
+    /// allocates, so it is safe to use inside the allocator.
+    static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
 
 /// A [`GlobalAlloc`] that forwards to [`System`] and counts.
 ///
@@ -48,6 +57,8 @@ impl CountingAlloc {
 fn count(bytes: usize) {
     ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+    // Fails only while the thread is being torn down; the global counts stand.
+    let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
 }
 
 // SAFETY: every method forwards to System with the caller's arguments
@@ -102,13 +113,13 @@ pub fn frees() -> u64 {
     FREES.load(Ordering::Relaxed)
 }
 
-/// Whether a [`CountingAlloc`] is installed as the global allocator (it has
-/// counted something; any Rust process has allocated by the time `main` runs).
+/// Whether a [`CountingAlloc`] is installed as the global allocator: a heap
+/// allocation made here is seen by this thread's count. (Calls made directly
+/// on a `CountingAlloc` by other threads, as in tests, do not fool it.)
 pub fn installed() -> bool {
-    // Force one allocation so the answer does not depend on history.
-    let probe = std::hint::black_box(Box::new(0u8));
-    drop(probe);
-    allocations() > 0
+    let before = THREAD_ALLOCS.try_with(Cell::get).unwrap_or(0);
+    drop(std::hint::black_box(Box::new(0u8)));
+    THREAD_ALLOCS.try_with(Cell::get).unwrap_or(0) > before
 }
 
 #[cfg(test)]
@@ -137,5 +148,7 @@ mod tests {
         assert_eq!(allocations() - before.0, 2);
         assert_eq!(allocated_bytes() - before.1, 400);
         assert_eq!(frees() - before.2, 1);
+        // Not the global allocator of the test binary.
+        assert!(!installed());
     }
 }

@@ -1,1 +1,588 @@
-//! Benchmarks (being written).
+//! Benchmarks: forwarding between ports, and pool alloc/free.
+//!
+//! [`fwd`] forwards between two ports on the calling thread exactly as
+//! dpdk-testpmd's `io` forwarding mode does with one forwarding core: a
+//! stream per direction, each iteration receives one burst on a port and
+//! transmits it on the other, and what transmit does not take is freed and
+//! counted as dropped. `bench/compare-dpdk.sh` runs both side by side.
+//!
+//! The rate reported ([`FwdReport::mpps`]) is the packets *received* per
+//! second on all ports together, which is the sum of the `Rx-pps` figures
+//! testpmd prints per port (`--stats-period`): with no drops it is also the
+//! number of packets forwarded per second by the core. Received, forwarded
+//! and dropped counts are all reported, so a run with drops is visible.
+//!
+//! [`pool`] times the buffer pool alone: one buffer allocated and freed at a
+//! time, and bursts allocated and freed in bulk.
+//!
+//! Both measure a steady state: a warm-up runs first (caches, pool thread
+//! cache, page faults) and is left out of every figure, including the heap
+//! allocation count taken with [`crate::alloc_count`].
+//!
+//! Reports print as one human-readable line (`Display`) or one JSON object
+//! on one line (`to_json`).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use pktkit_native::pool::{HugePages, PoolError};
+use pktkit_native::sys::mbuf;
+use pktkit_native::{
+    Driver, DriverError, OwnerId, PacketBatch, Pool, PoolConfig, Queues, RxQueue, TxQueue,
+    BATCH_MAX,
+};
+
+use crate::alloc_count;
+
+/// Loop iterations between two looks at the clock: reading it costs far more
+/// than a burst of the null driver, and 4096 iterations are a few ms at most.
+const CLOCK_EVERY: u32 = 4096;
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Forwarding needs one port (which forwards to itself) or two.
+    #[error("fwd needs 1 or 2 ports, got {0}")]
+    PortCount(usize),
+    /// Burst outside `1..=BATCH_MAX`.
+    #[error("burst {0} is out of range (1..={BATCH_MAX})")]
+    Burst(usize),
+    /// Zero, negative or non-finite duration.
+    #[error("duration {0} s is not a positive number of seconds")]
+    Duration(f64),
+    /// A port's driver would not start.
+    #[error("starting port {port}: {source}")]
+    Start {
+        /// The port's label.
+        port: String,
+        /// What the driver said.
+        source: DriverError,
+    },
+    /// A started port offered no receive or no transmit queue.
+    #[error("port {0} has no receive or no transmit queue")]
+    NoQueue(String),
+    /// The pool for the pool benchmark could not be made.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// How to run [`fwd`].
+#[derive(Clone, Debug)]
+pub struct FwdConfig {
+    /// Packets asked for per receive call (testpmd's `--burst`).
+    pub burst: usize,
+    /// Length of the measured part of the run, in seconds.
+    pub seconds: f64,
+    /// Run before measuring, left out of every figure.
+    pub warmup: Duration,
+    /// Names for the ports in the report, in order; when shorter than the
+    /// port list, the driver's name and the port number are used.
+    pub labels: Vec<String>,
+}
+
+impl FwdConfig {
+    /// `burst` packets per receive, `seconds` measured after a warm-up of a
+    /// fifth of that (at most 1 s).
+    pub fn new(burst: usize, seconds: f64) -> Self {
+        let warmup = if seconds.is_finite() && seconds > 0.0 {
+            Duration::from_secs_f64((seconds / 5.0).min(1.0))
+        } else {
+            Duration::ZERO
+        };
+        FwdConfig {
+            burst,
+            seconds,
+            warmup,
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// What [`fwd`] measured (the warm-up excluded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FwdReport {
+    /// Millions of packets received per second, all ports summed (= the sum
+    /// of testpmd's per-port `Rx-pps`).
+    pub mpps: f64,
+    /// Millions of packets transmitted (taken by tx) per second.
+    pub fwd_mpps: f64,
+    /// Burst size asked for.
+    pub burst: usize,
+    /// Most packets one receive returned (at most `burst` when the batch
+    /// limit is honoured).
+    pub max_rx_burst: usize,
+    /// Measured wall-clock time, in seconds.
+    pub seconds: f64,
+    /// Port labels, in order.
+    pub ports: Vec<String>,
+    /// Packets received on all ports.
+    pub rx_packets: u64,
+    /// Packets taken by transmit on all ports.
+    pub tx_packets: u64,
+    /// Packets transmit did not take, freed (testpmd's `TX-dropped`).
+    pub drops: u64,
+    /// Heap allocations per received packet over the measured part, or
+    /// `None` when [`alloc_count::CountingAlloc`] is not the global allocator.
+    pub heap_allocs_per_pkt: Option<f64>,
+}
+
+impl FwdReport {
+    /// The report as one JSON object on one line.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "mpps": self.mpps,
+            "fwd_mpps": self.fwd_mpps,
+            "burst": self.burst,
+            "max_rx_burst": self.max_rx_burst,
+            "seconds": self.seconds,
+            "ports": self.ports,
+            "rx_packets": self.rx_packets,
+            "tx_packets": self.tx_packets,
+            "drops": self.drops,
+            "heap_allocs_per_pkt": self.heap_allocs_per_pkt,
+        })
+        .to_string()
+    }
+}
+
+impl fmt::Display for FwdReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fwd {}: {:.2} Mpps rx ({:.2} Mpps tx), burst {} (largest rx {}), {:.2} s, {} rx, {} tx, {} dropped, heap allocs/pkt {}",
+            self.ports.join(" <-> "),
+            self.mpps,
+            self.fwd_mpps,
+            self.burst,
+            self.max_rx_burst,
+            self.seconds,
+            self.rx_packets,
+            self.tx_packets,
+            self.drops,
+            match self.heap_allocs_per_pkt {
+                Some(a) => format!("{a:.6}"),
+                None => String::from("n/a (counting allocator not installed)"),
+            }
+        )
+    }
+}
+
+/// Running totals of the forwarding loop.
+#[derive(Clone, Copy, Debug, Default)]
+struct FwdCounts {
+    rx: u64,
+    tx: u64,
+    drops: u64,
+    max_burst: usize,
+}
+
+/// Forwards between `ports` on this thread, as testpmd's io mode, for
+/// `cfg.warmup` plus `cfg.seconds`, and reports the measured part.
+///
+/// With two ports, queue 0 of each is forwarded to queue 0 of the other; one
+/// port forwards to itself. Every driver is started first and stopped (its
+/// queues handed back) before this returns, also on error, so every buffer
+/// goes back to the pool. The drivers are dropped at the end.
+pub fn fwd(mut ports: Vec<Box<dyn Driver>>, cfg: &FwdConfig) -> Result<FwdReport, BenchError> {
+    if ports.is_empty() || ports.len() > 2 {
+        return Err(BenchError::PortCount(ports.len()));
+    }
+    if cfg.burst == 0 || cfg.burst > BATCH_MAX {
+        return Err(BenchError::Burst(cfg.burst));
+    }
+    if !(cfg.seconds.is_finite() && cfg.seconds > 0.0) {
+        return Err(BenchError::Duration(cfg.seconds));
+    }
+    let labels: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            cfg.labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("{}{i}", d.name()))
+        })
+        .collect();
+
+    let mut started = Vec::with_capacity(ports.len());
+    for (i, port) in ports.iter_mut().enumerate() {
+        match port.start() {
+            Ok(q) if !q.rx.is_empty() && !q.tx.is_empty() => started.push(q),
+            Ok(q) => {
+                port.stop(q);
+                stop_all(&mut ports, started);
+                return Err(BenchError::NoQueue(labels[i].clone()));
+            }
+            Err(source) => {
+                stop_all(&mut ports, started);
+                return Err(BenchError::Start {
+                    port: labels[i].clone(),
+                    source,
+                });
+            }
+        }
+    }
+
+    let measured = {
+        // One stream per port: its queue 0 receives, the peer's queue 0
+        // transmits (peer = the other port, or itself when alone).
+        let mut rxs = Vec::with_capacity(started.len());
+        let mut txs = Vec::with_capacity(started.len());
+        for q in started.iter_mut() {
+            rxs.push(&mut q.rx[0]);
+            txs.push(&mut q.tx[0]);
+        }
+        txs.reverse();
+        let mut streams: Vec<_> = rxs.into_iter().zip(txs).collect();
+        let mut batch = burst_batch(cfg.burst);
+        let mut counts = FwdCounts::default();
+
+        let start = Instant::now();
+        let warm_end = start + cfg.warmup;
+        run_until(&mut streams, &mut batch, &mut counts, warm_end);
+        let before = counts;
+        let allocs_before = alloc_count::allocations();
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs_f64(cfg.seconds);
+        run_until(&mut streams, &mut batch, &mut counts, end);
+        let elapsed = t0.elapsed().as_secs_f64();
+        let allocs = alloc_count::allocations() - allocs_before;
+        (
+            FwdCounts {
+                rx: counts.rx - before.rx,
+                tx: counts.tx - before.tx,
+                drops: counts.drops - before.drops,
+                max_burst: counts.max_burst,
+            },
+            elapsed,
+            allocs,
+        )
+    };
+    stop_all(&mut ports, started);
+    drop(ports);
+
+    let (counts, elapsed, allocs) = measured;
+    let heap_allocs_per_pkt = alloc_count::installed().then(|| {
+        if counts.rx == 0 {
+            allocs as f64
+        } else {
+            allocs as f64 / counts.rx as f64
+        }
+    });
+    Ok(FwdReport {
+        mpps: counts.rx as f64 / elapsed / 1e6,
+        fwd_mpps: counts.tx as f64 / elapsed / 1e6,
+        burst: cfg.burst,
+        max_rx_burst: counts.max_burst,
+        seconds: elapsed,
+        ports: labels,
+        rx_packets: counts.rx,
+        tx_packets: counts.tx,
+        drops: counts.drops,
+        heap_allocs_per_pkt,
+    })
+}
+
+/// One forwarding direction: a port's receive queue and its peer's transmit queue.
+type Stream<'a> = (&'a mut Box<dyn RxQueue>, &'a mut Box<dyn TxQueue>);
+
+/// The forwarding loop (testpmd's `pkt_burst_io_forward` over each stream),
+/// looking at the clock every [`CLOCK_EVERY`] iterations.
+#[inline(never)]
+fn run_until(
+    streams: &mut [Stream<'_>],
+    batch: &mut PacketBatch,
+    counts: &mut FwdCounts,
+    end: Instant,
+) {
+    loop {
+        for _ in 0..CLOCK_EVERY {
+            for (rx, tx) in streams.iter_mut() {
+                let got = rx.rx_burst(batch);
+                if got == 0 {
+                    continue;
+                }
+                counts.max_burst = counts.max_burst.max(got);
+                counts.rx += got as u64;
+                counts.tx += tx.tx_burst(batch) as u64;
+                if !batch.is_empty() {
+                    counts.drops += batch.len() as u64;
+                    batch.free_all();
+                }
+            }
+        }
+        if Instant::now() >= end {
+            return;
+        }
+    }
+}
+
+/// An empty batch whose room is the burst size, so that a receive asks the
+/// driver for `burst` packets as testpmd's `--burst` does.
+fn burst_batch(burst: usize) -> PacketBatch {
+    PacketBatch::with_limit(burst)
+}
+
+/// Hands every started port its queues back.
+fn stop_all(ports: &mut [Box<dyn Driver>], started: Vec<Queues>) {
+    for (port, queues) in ports.iter_mut().zip(started) {
+        port.stop(queues);
+    }
+}
+
+/// How to run [`pool`].
+#[derive(Clone, Debug)]
+pub struct PoolBenchConfig {
+    /// Buffers in the pool benchmarked.
+    pub buffers: usize,
+    /// Buffers per bulk alloc/free.
+    pub bulk: usize,
+    /// Measured time per mode, in seconds.
+    pub seconds: f64,
+    /// Huge page policy of the pool.
+    pub hugepages: HugePages,
+}
+
+impl Default for PoolBenchConfig {
+    fn default() -> Self {
+        PoolBenchConfig {
+            buffers: 8192,
+            bulk: 32,
+            seconds: 1.0,
+            hugepages: HugePages::Auto,
+        }
+    }
+}
+
+/// What [`pool`] measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolReport {
+    /// Nanoseconds per buffer, allocating and freeing one at a time.
+    pub single_ns: f64,
+    /// Nanoseconds per buffer, allocating and freeing `bulk` at a time.
+    pub bulk_ns: f64,
+    /// Buffers per bulk operation.
+    pub bulk: usize,
+    /// Measured time per mode, in seconds.
+    pub seconds: f64,
+    /// Whether the pool sat on 2 MiB pages.
+    pub hugepages: bool,
+    /// Heap allocations per buffer over both measured parts, `None` when the
+    /// counting allocator is not installed.
+    pub heap_allocs_per_buf: Option<f64>,
+}
+
+impl PoolReport {
+    /// The report as one JSON object on one line.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "single_ns": self.single_ns,
+            "bulk_ns": self.bulk_ns,
+            "bulk": self.bulk,
+            "seconds": self.seconds,
+            "hugepages": self.hugepages,
+            "heap_allocs_per_buf": self.heap_allocs_per_buf,
+        })
+        .to_string()
+    }
+}
+
+impl fmt::Display for PoolReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pool: alloc+free {:.2} ns/buffer single, {:.2} ns/buffer in bulks of {}, {} pages, {:.2} s each",
+            self.single_ns,
+            self.bulk_ns,
+            self.bulk,
+            if self.hugepages { "2 MiB" } else { "4 KiB" },
+            self.seconds,
+        )
+    }
+}
+
+/// Times alloc+free of pool buffers on this thread, one at a time and in
+/// bulks of `cfg.bulk`, each for `cfg.seconds` after a warm-up.
+pub fn pool(cfg: &PoolBenchConfig) -> Result<PoolReport, BenchError> {
+    if cfg.bulk == 0 || cfg.bulk > BATCH_MAX {
+        return Err(BenchError::Burst(cfg.bulk));
+    }
+    if !(cfg.seconds.is_finite() && cfg.seconds > 0.0) {
+        return Err(BenchError::Duration(cfg.seconds));
+    }
+    let pool = Pool::new(&PoolConfig {
+        name: String::from("bench"),
+        buffers: cfg.buffers.max(cfg.bulk),
+        hugepages: cfg.hugepages,
+    })?;
+    let owner = pool.register_owner("bench").unwrap_or(OwnerId::POOL);
+    let dur = Duration::from_secs_f64(cfg.seconds);
+    let warm = Duration::from_secs_f64((cfg.seconds / 5.0).min(0.5));
+
+    let single = |pool: &Pool, d: Duration| {
+        time_rounds(d, || {
+            // Dropping the Mbuf frees it (pool::free_one).
+            drop(std::hint::black_box(pool.alloc(owner)));
+            1
+        })
+    };
+    let bulk = |pool: &Pool, d: Duration| {
+        let mut raw = [std::ptr::null_mut::<mbuf>(); BATCH_MAX];
+        time_rounds(d, || {
+            let got = pool.alloc_raw_bulk(owner, &mut raw[..cfg.bulk]);
+            std::hint::black_box(&raw);
+            // SAFETY: the first `got` entries were just allocated for us
+            // and are not used after this.
+            unsafe { pktkit_native::mbuf::free_raw_bulk(&raw[..got]) };
+            got as u64
+        })
+    };
+
+    single(&pool, warm);
+    let allocs_before = alloc_count::allocations();
+    let (single_bufs, single_t) = single(&pool, dur);
+    bulk(&pool, warm);
+    let allocs_mid = alloc_count::allocations();
+    let (bulk_bufs, bulk_t) = bulk(&pool, dur);
+    let allocs = (allocs_mid - allocs_before) + (alloc_count::allocations() - allocs_mid);
+
+    let hugepages = pool.stats().hugepages;
+    let bufs = single_bufs + bulk_bufs;
+    Ok(PoolReport {
+        single_ns: per_buffer_ns(single_t, single_bufs),
+        bulk_ns: per_buffer_ns(bulk_t, bulk_bufs),
+        bulk: cfg.bulk,
+        seconds: cfg.seconds,
+        hugepages,
+        heap_allocs_per_buf: alloc_count::installed().then(|| allocs as f64 / bufs.max(1) as f64),
+    })
+}
+
+/// Calls `round` (which returns how many buffers it moved) until `d` has
+/// passed, looking at the clock every [`CLOCK_EVERY`] rounds; returns the
+/// buffers moved and the time taken.
+fn time_rounds(d: Duration, mut round: impl FnMut() -> u64) -> (u64, Duration) {
+    let t0 = Instant::now();
+    let mut bufs = 0;
+    loop {
+        for _ in 0..CLOCK_EVERY {
+            bufs += round();
+        }
+        let t = t0.elapsed();
+        if t >= d {
+            return (bufs, t);
+        }
+    }
+}
+
+fn per_buffer_ns(t: Duration, bufs: u64) -> f64 {
+    if bufs == 0 {
+        return f64::INFINITY;
+    }
+    t.as_secs_f64() * 1e9 / bufs as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use pktkit_native::AttachArgs;
+
+    fn null_ports(pool: &Pool, n: usize) -> Vec<Box<dyn Driver>> {
+        (0..n)
+            .flat_map(|i| {
+                let owner = pool.register_owner(&format!("null{i}")).unwrap();
+                let args = AttachArgs {
+                    options: BTreeMap::new(),
+                    pool: pool.clone(),
+                    owners: vec![owner],
+                    ifnames: vec![format!("null{i}")],
+                };
+                (pktkit_drv_null::FACTORY.create)(&args).unwrap()
+            })
+            .collect()
+    }
+
+    fn test_pool(name: &str) -> Pool {
+        Pool::new(&PoolConfig {
+            name: name.into(),
+            buffers: 4096,
+            hugepages: HugePages::Never,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn fwd_null_to_null_forwards_without_drops_or_leaks() {
+        let pool = test_pool("bench-fwd");
+        let ports = null_ports(&pool, 2);
+        let mut cfg = FwdConfig::new(32, 0.2);
+        cfg.labels = vec![String::from("a"), String::from("b")];
+        let r = fwd(ports, &cfg).unwrap();
+        assert!(r.rx_packets > 0, "{r}");
+        assert_eq!(r.tx_packets, r.rx_packets, "{r}");
+        assert_eq!(r.drops, 0, "{r}");
+        assert!(r.mpps > 0.0 && r.seconds >= 0.2, "{r}");
+        assert_eq!(r.ports, ["a", "b"]);
+        assert_eq!(r.burst, 32);
+        assert!(r.max_rx_burst > 0 && r.max_rx_burst <= 32, "{r}");
+        // The test binary has no counting allocator.
+        assert_eq!(r.heap_allocs_per_pkt, None);
+        assert_eq!(pool.available(), pool.capacity());
+        let json = r.to_json();
+        assert!(!json.contains('\n'), "{json}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!((v["mpps"].as_f64().unwrap() - r.mpps).abs() < 1e-9 * r.mpps);
+        assert_eq!(v["burst"], 32);
+        assert!(v["seconds"].as_f64().unwrap() >= 0.2);
+        assert_eq!(v["ports"], serde_json::json!(["a", "b"]));
+        assert_eq!(v["drops"], 0);
+        assert!(v["heap_allocs_per_pkt"].is_null());
+    }
+
+    #[test]
+    fn fwd_one_port_forwards_to_itself() {
+        let pool = test_pool("bench-fwd1");
+        let r = fwd(null_ports(&pool, 1), &FwdConfig::new(8, 0.05)).unwrap();
+        assert!(r.rx_packets > 0 && r.drops == 0, "{r}");
+        assert_eq!(r.ports, ["null0"]);
+        assert_eq!(pool.available(), pool.capacity());
+    }
+
+    #[test]
+    fn fwd_rejects_bad_config_and_stops_nothing_it_did_not_start() {
+        let pool = test_pool("bench-bad");
+        assert!(matches!(
+            fwd(null_ports(&pool, 3), &FwdConfig::new(32, 0.1)),
+            Err(BenchError::PortCount(3))
+        ));
+        assert!(matches!(
+            fwd(null_ports(&pool, 2), &FwdConfig::new(0, 0.1)),
+            Err(BenchError::Burst(0))
+        ));
+        assert!(matches!(
+            fwd(null_ports(&pool, 2), &FwdConfig::new(32, f64::NAN)),
+            Err(BenchError::Duration(_))
+        ));
+        assert_eq!(pool.available(), pool.capacity());
+    }
+
+    #[test]
+    fn pool_bench_reports_positive_figures() {
+        let r = pool(&PoolBenchConfig {
+            buffers: 1024,
+            bulk: 32,
+            seconds: 0.05,
+            hugepages: HugePages::Never,
+        })
+        .unwrap();
+        assert!(r.single_ns > 0.0 && r.single_ns.is_finite(), "{r}");
+        assert!(r.bulk_ns > 0.0 && r.bulk_ns.is_finite(), "{r}");
+        assert!(!r.hugepages);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["bulk"], 32);
+        assert_eq!(v["hugepages"], false);
+        assert!(v["single_ns"].as_f64().unwrap() > 0.0);
+    }
+}

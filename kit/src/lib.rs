@@ -14,6 +14,7 @@
 
 pub mod alloc_count;
 pub mod bench;
+pub mod cli;
 pub mod iface;
 pub mod probe;
 pub mod proto;

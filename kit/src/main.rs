@@ -1,1 +1,146 @@
-fn main() {}
+//! `pktkit`: run the stack, list drivers, benchmark.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pktkit::cli::{self, RunPlan};
+use pktkit::runtime::Fallback;
+
+#[global_allocator]
+static GLOBAL: pktkit::alloc_count::CountingAlloc = pktkit::alloc_count::CountingAlloc::new();
+
+/// pktkit: a driver development and porting kit for a userspace network stack.
+#[derive(Parser)]
+#[command(name = "pktkit", version, about)]
+struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the stack in the foreground until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// List every available driver with its kind, description and options.
+    Drivers {
+        /// One JSON object per driver, in an array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Attach a driver: NAME[,key=value...] (repeatable).
+    #[arg(short = 'd', long = "driver", required = true)]
+    drivers: Vec<String>,
+    /// Give an interface an address: IF=ADDR/PLEN (repeatable; several per interface).
+    #[arg(long = "ip")]
+    ips: Vec<String>,
+    /// Run a DHCPv4 client on an interface (repeatable).
+    #[arg(long = "dhcp")]
+    dhcp: Vec<String>,
+    /// Add a route: DEST/PLEN=GW (repeatable; 0.0.0.0/0=GW is the default route).
+    #[arg(long = "route")]
+    routes: Vec<String>,
+    /// Built-in services to run: echo, discard (comma-separated).
+    #[arg(long = "serve", value_delimiter = ',')]
+    serve: Vec<String>,
+    /// Forward everything received on A out of B: A:B (repeatable).
+    #[arg(long = "forward")]
+    forward: Vec<String>,
+    /// Serialized-driver rule: per-driver or global.
+    #[arg(long, default_value = "per-driver")]
+    fallback: Fallback,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Buffers in the stack's pool.
+    #[arg(long, default_value_t = 16384)]
+    pool_buffers: usize,
+    /// Stop by itself after this many seconds (for scripts).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Forwarding between two ports on one core (testpmd's io mode).
+    Fwd {
+        /// Two ports as plain driver names: A,B (e.g. null,null).
+        #[arg(long, conflicts_with = "port")]
+        ports: Option<String>,
+        /// One port with options, NAME[,key=value...]; give it twice.
+        #[arg(long)]
+        port: Vec<String>,
+        /// Packets per burst.
+        #[arg(long, default_value_t = 32)]
+        burst: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nanoseconds per buffer for alloc+free, single and bulk 32.
+    Pool {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::init_logging(cli.verbose);
+    match cli.cmd {
+        Cmd::Drivers { json } => {
+            print!("{}", cli::drivers_listing(json));
+            ExitCode::SUCCESS
+        }
+        Cmd::Run(a) => {
+            let plan = RunPlan {
+                drivers: a.drivers,
+                ips: a.ips,
+                dhcp: a.dhcp,
+                routes: a.routes,
+                serve: a.serve,
+                forward: a.forward,
+                fallback: a.fallback,
+                workers: a.workers,
+                pool_buffers: a.pool_buffers,
+                duration: a.duration.map(Duration::from_secs_f64),
+            };
+            cli::run(plan)
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Fwd {
+                    ports,
+                    port,
+                    burst,
+                    seconds,
+                    json,
+                },
+        } => {
+            let specs: Vec<String> = match ports {
+                Some(p) => p.split(',').map(str::to_owned).collect(),
+                None => port,
+            };
+            cli::bench_fwd(&specs, burst, seconds, json)
+        }
+        Cmd::Bench {
+            which: BenchCmd::Pool { json },
+        } => cli::bench_pool(json),
+    }
+}

@@ -3,8 +3,14 @@
 use pktkit_native::DriverFactory;
 
 /// The built-in drivers, in the order `pktkit drivers` lists them.
-pub fn builtin() -> [&'static DriverFactory; 1] {
-    [&crate::probe::FACTORY]
+pub fn builtin() -> [&'static DriverFactory; 5] {
+    [
+        &pktkit_drv_null::FACTORY,
+        &pktkit_drv_pair::FACTORY,
+        &pktkit_drv_tap::FACTORY,
+        &pktkit_drv_afpacket::FACTORY,
+        &crate::probe::FACTORY,
+    ]
 }
 
 /// The driver called `name`.

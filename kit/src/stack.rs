@@ -21,6 +21,7 @@ use pktkit_native::pool::HugePages;
 use pktkit_native::{AttachArgs, DriverError, PacketBatch, Pool, PoolConfig, PoolError, BATCH_MAX};
 
 use crate::iface::{IfEvent, Interface, SharedRx, SharedTx};
+use crate::proto::{IpAddress, IpCidr, NetStack, Port, ProtoError, Service};
 use crate::registry;
 use crate::runtime::{
     lock, DriverLock, Fallback, LockPolicy, Progress, Runtime, RuntimeError, Task, TaskId,
@@ -81,6 +82,9 @@ pub enum StackError {
     /// The runtime could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The protocol layer refused.
+    #[error("{0}")]
+    Proto(#[from] ProtoError),
     /// The interface still holds buffers after detach (a driver leak).
     #[error("{ifname}: {held} buffers still held after detach")]
     Leak {
@@ -102,6 +106,14 @@ struct Inner {
     next_index: u32,
 }
 
+/// The protocol layer and the interfaces it runs on; shared by the protocol
+/// task (which polls it) and the control path (which configures it).
+pub struct ProtoShared {
+    /// The smoltcp-based stack.
+    pub net: NetStack,
+    ports: Vec<(u32, IfPort)>,
+}
+
 /// A running stack.
 pub struct Stack {
     rt: Runtime,
@@ -109,6 +121,8 @@ pub struct Stack {
     policy: Arc<LockPolicy>,
     inner: Mutex<Inner>,
     events: Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>,
+    proto: Arc<Mutex<ProtoShared>>,
+    proto_task: Mutex<Option<TaskId>>,
 }
 
 impl Stack {
@@ -129,7 +143,143 @@ impl Stack {
                 next_index: 1,
             }),
             events: Mutex::new(Vec::new()),
+            proto: Arc::new(Mutex::new(ProtoShared {
+                net: NetStack::new(),
+                ports: Vec::new(),
+            })),
+            proto_task: Mutex::new(None),
         })
+    }
+
+    /// Runs `f` on the protocol layer (e.g. to open a client socket). The
+    /// protocol task is paused meanwhile; keep it short.
+    pub fn with_proto<R>(&self, f: impl FnOnce(&mut NetStack) -> R) -> R {
+        f(&mut lock(&self.proto).net)
+    }
+
+    /// Runs the protocol layer on an interface (its queue 0). It must be up.
+    pub fn attach_proto(&self, ifname: &str) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        let invalid = |why: &str| {
+            StackError::Interface(crate::iface::IfError::Invalid {
+                ifname: ifname.to_owned(),
+                why: why.to_owned(),
+            })
+        };
+        let q = iface.queues().ok_or_else(|| invalid("interface is down"))?;
+        let (Some(rx), Some(tx)) = (q.rx.first(), q.tx.first()) else {
+            return Err(invalid("driver has no queues"));
+        };
+        let port = IfPort {
+            iface: iface.clone(),
+            rx: rx.clone(),
+            tx: tx.clone(),
+            pool: self.pool.clone(),
+            armed: false,
+        };
+        {
+            let mut p = lock(&self.proto);
+            p.net.add_port(iface.index, &port)?;
+            let up = iface.state().link.up;
+            p.net.link_changed(iface.index, up);
+            p.ports.push((iface.index, port));
+        }
+        self.respawn_proto();
+        Ok(())
+    }
+
+    /// Places (again) the protocol task, so it watches the current ports.
+    fn respawn_proto(&self) {
+        let mut slot = lock(&self.proto_task);
+        if let Some(id) = slot.take() {
+            drop(self.rt.remove(id));
+        }
+        let fds = lock(&self.proto)
+            .ports
+            .iter()
+            .filter_map(|(_, p)| lock(&p.rx).wait_fd())
+            .collect();
+        let task = ProtoTask {
+            shared: self.proto.clone(),
+            fds,
+        };
+        *slot = Some(self.rt.spawn_on(0, Box::new(task)));
+    }
+
+    fn detach_proto(&self, index: u32) {
+        let removed = {
+            let mut p = lock(&self.proto);
+            let before = p.ports.len();
+            p.ports.retain(|(i, _)| *i != index);
+            let removed = p.ports.len() != before;
+            if removed {
+                let _ = p.net.remove_interface(index);
+            }
+            removed
+        };
+        if removed {
+            self.respawn_proto();
+        }
+    }
+
+    /// Adds an address to an interface (several per interface allowed).
+    pub fn add_address(
+        &self,
+        ifname: &str,
+        addr: std::net::IpAddr,
+        plen: u8,
+    ) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        let cidr = IpCidr::new(IpAddress::from(addr), plen);
+        lock(&self.proto).net.add_address(iface.index, cidr)?;
+        iface.add_addr(addr, plen);
+        Ok(())
+    }
+
+    /// Removes an address from an interface.
+    pub fn remove_address(&self, ifname: &str, addr: std::net::IpAddr) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        let plen = iface
+            .state()
+            .addrs
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, p)| *p);
+        let Some(plen) = plen else {
+            return Err(StackError::Interface(crate::iface::IfError::Invalid {
+                ifname: ifname.to_owned(),
+                why: format!("{addr} is not an address of {ifname}"),
+            }));
+        };
+        let cidr = IpCidr::new(IpAddress::from(addr), plen);
+        lock(&self.proto).net.remove_address(iface.index, cidr)?;
+        iface.remove_addr(addr);
+        Ok(())
+    }
+
+    /// Adds a route `dest/plen` via `gw`.
+    pub fn add_route(
+        &self,
+        dest: std::net::IpAddr,
+        plen: u8,
+        gw: std::net::IpAddr,
+    ) -> Result<(), StackError> {
+        let dest = IpCidr::new(IpAddress::from(dest), plen);
+        lock(&self.proto).net.add_route(dest, IpAddress::from(gw))?;
+        Ok(())
+    }
+
+    /// Runs a DHCPv4 client on an interface.
+    pub fn enable_dhcp(&self, ifname: &str) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        lock(&self.proto).net.enable_dhcp(iface.index)?;
+        Ok(())
+    }
+
+    /// Runs a built-in service on every protocol interface.
+    pub fn serve(&self, svc: Service) -> Result<(), StackError> {
+        lock(&self.proto).net.serve(svc)?;
+        Ok(())
     }
 
     /// The stack's buffer pool.
@@ -246,6 +396,7 @@ impl Stack {
         let (fd, interval) = iface.with_driver(|d| (d.service_fd(), d.service_interval()));
         let fwd = self.events_sender();
         let task = ServiceTask {
+            proto: self.proto.clone(),
             name: format!("{}-service", iface.name),
             iface: iface.clone(),
             fd,
@@ -331,6 +482,7 @@ impl Stack {
     /// stops the driver and returns its buffers.
     pub fn down(&self, ifname: &str) -> Result<(), StackError> {
         let iface = self.interface(ifname)?;
+        self.detach_proto(iface.index);
         let ids: Vec<TaskId> = {
             let mut inner = lock(&self.inner);
             let ids = inner
@@ -403,6 +555,9 @@ impl Stack {
 
     /// Detaches everything and stops the runtime.
     pub fn shutdown(self) {
+        if let Some(id) = lock(&self.proto_task).take() {
+            drop(self.rt.remove(id));
+        }
         for i in self.interfaces() {
             if let Err(e) = self.detach(&i.name) {
                 log::warn!("{e}");
@@ -435,6 +590,7 @@ pub fn fd_readable(fd: RawFd) -> bool {
 
 /// Runs an interface's slow path: the driver's service fd and interval.
 struct ServiceTask {
+    proto: Arc<Mutex<ProtoShared>>,
     name: String,
     iface: Arc<Interface>,
     fd: Option<RawFd>,
@@ -462,6 +618,10 @@ impl Task for ServiceTask {
         }
         while let Ok(ev) = self.events.try_recv() {
             if let IfEvent::Link { ifname, state } = &ev {
+                // DHCP and neighbour state follow the link.
+                lock(&self.proto)
+                    .net
+                    .link_changed(self.iface.index, state.up);
                 log::info!(
                     "{ifname}: link {} {} Mb/s",
                     if state.up { "up" } else { "down" },
@@ -551,3 +711,100 @@ impl Task for ForwardTask {
 
 /// Size of a forwarding burst.
 pub const FORWARD_BURST: usize = BATCH_MAX;
+
+/// An interface's queue 0 as the protocol layer's [`Port`], entering the
+/// driver as its concurrency class demands.
+pub struct IfPort {
+    iface: Arc<Interface>,
+    rx: SharedRx,
+    tx: SharedTx,
+    pool: Pool,
+    armed: bool,
+}
+
+impl Port for IfPort {
+    fn recv(&mut self, batch: &mut PacketBatch) -> usize {
+        let _entry = self.iface.lock.enter();
+        lock(&self.rx).rx_burst(batch)
+    }
+
+    fn send(&mut self, batch: &mut PacketBatch) -> usize {
+        let _entry = self.iface.lock.enter();
+        lock(&self.tx).tx_burst(batch)
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn owner(&self) -> pktkit_native::OwnerId {
+        self.iface.owner
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.iface.state().mac
+    }
+
+    fn mtu(&self) -> usize {
+        self.iface.state().mtu as usize
+    }
+}
+
+/// The protocol layer's task: polls every protocol interface, sleeps on
+/// their receive wake-ups and smoltcp's next timer.
+struct ProtoTask {
+    shared: Arc<Mutex<ProtoShared>>,
+    fds: Vec<RawFd>,
+}
+
+impl Task for ProtoTask {
+    fn name(&self) -> &str {
+        "proto"
+    }
+
+    fn poll(&mut self, now: Instant) -> Progress {
+        let mut sh = lock(&self.shared);
+        let ProtoShared { net, ports } = &mut *sh;
+        let mut busy = false;
+        let mut deadline: Option<Instant> = None;
+        for (index, port) in ports.iter_mut() {
+            if let Some(d) = net.poll(*index, port, now) {
+                busy |= d.is_zero();
+                let at = now + d;
+                deadline = Some(deadline.map_or(at, |x| x.min(at)));
+            }
+        }
+        Progress { busy, deadline }
+    }
+
+    fn wait_fds(&self) -> Vec<RawFd> {
+        self.fds.clone()
+    }
+
+    fn prepare_sleep(&mut self) -> bool {
+        let mut sh = lock(&self.shared);
+        let mut ok = true;
+        for (_, port) in sh.ports.iter_mut() {
+            let _entry = port.iface.lock.enter();
+            let mut rx = lock(&port.rx);
+            if rx.wait_fd().is_none() {
+                ok = false;
+                continue;
+            }
+            port.armed = true;
+            ok &= rx.arm();
+        }
+        ok
+    }
+
+    fn after_wake(&mut self) {
+        let mut sh = lock(&self.shared);
+        for (_, port) in sh.ports.iter_mut() {
+            if port.armed {
+                let _entry = port.iface.lock.enter();
+                lock(&port.rx).disarm();
+                port.armed = false;
+            }
+        }
+    }
+}

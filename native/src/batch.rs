@@ -14,10 +14,15 @@ use crate::sys::mbuf;
 pub const BATCH_MAX: usize = 256;
 
 /// A fixed-capacity FIFO of owned packets.
+///
+/// A batch may be given a limit below [`BATCH_MAX`] ([`PacketBatch::with_limit`]):
+/// [`PacketBatch::room`] then counts up to the limit, so a receive asks the
+/// driver for at most that many packets (the burst size).
 pub struct PacketBatch {
     items: [*mut mbuf; BATCH_MAX],
     head: usize,
     tail: usize,
+    limit: usize,
 }
 
 // SAFETY: the batch owns its packets exclusively, like a Vec<Mbuf>.
@@ -32,11 +37,31 @@ impl Default for PacketBatch {
 impl PacketBatch {
     /// An empty batch.
     pub const fn new() -> Self {
+        Self::with_limit(BATCH_MAX)
+    }
+
+    /// An empty batch holding at most `limit` packets (clamped to
+    /// `1..=BATCH_MAX`).
+    pub const fn with_limit(limit: usize) -> Self {
         PacketBatch {
             items: [std::ptr::null_mut(); BATCH_MAX],
             head: 0,
             tail: 0,
+            limit: clamp_limit(limit),
         }
+    }
+
+    /// Most packets the batch holds.
+    #[inline]
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Changes the limit (clamped to `1..=BATCH_MAX`); packets already held
+    /// beyond it stay, and [`PacketBatch::room`] is 0 until they are taken.
+    #[inline]
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = clamp_limit(limit);
     }
 
     /// Packets held.
@@ -51,10 +76,10 @@ impl PacketBatch {
         self.head == self.tail
     }
 
-    /// How many more packets fit.
+    /// How many more packets fit (up to the limit).
     #[inline]
     pub fn room(&self) -> usize {
-        BATCH_MAX - self.len()
+        self.limit.saturating_sub(self.len())
     }
 
     #[inline]
@@ -75,6 +100,25 @@ impl PacketBatch {
         // SAFETY: room checked; ownership moves into the batch.
         unsafe { self.push_raw(m.into_raw()) };
         Ok(())
+    }
+
+    /// Lets `fill` write up to [`PacketBatch::room`] raw packets straight
+    /// into the batch's free slots (no staging array), e.g.
+    /// `Pool::alloc_raw_bulk`; returns how many were added.
+    ///
+    /// # Safety
+    /// `fill` must return how many leading slots it wrote, each with a live
+    /// packet that the batch then owns and nobody else references.
+    #[inline]
+    pub unsafe fn fill_raw(&mut self, fill: impl FnOnce(&mut [*mut mbuf]) -> usize) -> usize {
+        let room = self.room();
+        if self.tail + room > BATCH_MAX {
+            self.compact();
+        }
+        let start = self.tail;
+        let n = fill(&mut self.items[start..start + room]).min(room);
+        self.tail += n;
+        n
     }
 
     /// Appends a raw packet.
@@ -188,6 +232,16 @@ impl PacketBatch {
     }
 }
 
+const fn clamp_limit(limit: usize) -> usize {
+    if limit == 0 {
+        1
+    } else if limit > BATCH_MAX {
+        BATCH_MAX
+    } else {
+        limit
+    }
+}
+
 impl Drop for PacketBatch {
     fn drop(&mut self) {
         self.free_all();
@@ -229,5 +283,30 @@ mod tests {
         assert_eq!(b.iter().count(), BATCH_MAX - 11);
         drop(b);
         assert_eq!(p.available(), 600);
+    }
+
+    #[test]
+    fn limit_bounds_room() {
+        let p = Pool::new(&PoolConfig {
+            name: "b-limit".into(),
+            buffers: 64,
+            hugepages: HugePages::Never,
+        })
+        .unwrap();
+        let mut b = PacketBatch::with_limit(32);
+        assert_eq!(b.room(), 32);
+        assert_eq!(p.alloc_batch(OwnerId::POOL, &mut b, 64), 32);
+        assert_eq!(b.room(), 0);
+        assert!(b.push(p.alloc(OwnerId::POOL).unwrap()).is_err());
+        b.set_limit(16);
+        assert_eq!((b.len(), b.room()), (32, 0));
+        b.free_front(20);
+        assert_eq!(b.room(), 4);
+        b.set_limit(0);
+        assert_eq!(b.limit(), 1);
+        b.set_limit(10_000);
+        assert_eq!(b.limit(), BATCH_MAX);
+        drop(b);
+        assert_eq!(p.available(), 64);
     }
 }

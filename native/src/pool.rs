@@ -572,13 +572,9 @@ impl Pool {
     /// returns how many were appended (fewer when the pool or the batch is short).
     pub fn alloc_batch(&self, owner: OwnerId, batch: &mut crate::PacketBatch, n: usize) -> usize {
         let n = n.min(batch.room());
-        let mut raw = [ptr::null_mut(); crate::BATCH_MAX];
-        let got = self.inner.get_raw(owner, &mut raw[..n]);
-        for &m in &raw[..got] {
-            // SAFETY: freshly allocated, exclusively ours; room was checked.
-            unsafe { batch.push_raw(m) };
-        }
-        got
+        // SAFETY: get_raw writes `got` fresh, exclusively owned buffers into
+        // the leading slots and returns `got`.
+        unsafe { batch.fill_raw(|slots| self.inner.get_raw(owner, &mut slots[..n])) }
     }
 }
 
@@ -718,6 +714,35 @@ impl PoolInner {
             None => self.put_global(&[m]),
         }
     }
+
+    /// Puts buffers back in bulk into the cache of `slot` (the calling
+    /// thread's, from [`thread_slot`]) or, without a slot, the shared list.
+    /// The caller has already checked and marked them free.
+    fn put_bulk(&self, slot: Option<usize>, objs: &[*mut mbuf]) {
+        let Some(slot) = slot else {
+            self.put_global(objs);
+            return;
+        };
+        let cache = &self.caches[slot];
+        // SAFETY: this thread holds `slot` (see get_cached).
+        let c = unsafe { &mut *cache.inner.get() };
+        if c.len + objs.len() > CACHE_MAX {
+            // Keep the cache half full, as put_one does when it overflows.
+            let keep = CACHE_MAX - CACHE_BULK;
+            if c.len > keep {
+                self.put_global(&c.objs[keep..c.len]);
+                c.len = keep;
+            }
+            if c.len + objs.len() > CACHE_MAX {
+                self.put_global(objs);
+                cache.count.store(c.len, Ordering::Relaxed);
+                return;
+            }
+        }
+        c.objs[c.len..c.len + objs.len()].copy_from_slice(objs);
+        c.len += objs.len();
+        cache.count.store(c.len, Ordering::Relaxed);
+    }
 }
 
 impl Drop for PoolInner {
@@ -826,6 +851,14 @@ pub(crate) unsafe fn free_one(m: *mut mbuf) {
 /// # Safety
 /// Every pointer must be a packet the caller owns and no longer uses.
 pub(crate) unsafe fn free_bulk(pkts: &[*mut mbuf]) {
+    // Buffers are gathered in a local chunk and put back a chunk at a time:
+    // putting them one by one reloads the cache length from memory after
+    // every store (the compiler cannot prove the mbuf writes do not alias
+    // it), a store-to-load dependency that dominated the forwarding loop.
+    const CHUNK: usize = 64;
+    let slot = thread_slot();
+    let mut chunk = [ptr::null_mut(); CHUNK];
+    let mut n = 0;
     let mut run_owner = (u16::MAX, u16::MAX);
     let mut run = 0i64;
     let mut pool: Option<&PoolInner> = None;
@@ -838,6 +871,10 @@ pub(crate) unsafe fn free_bulk(pkts: &[*mut mbuf]) {
                 (h.mh_next, h.mh_pool, h.mh_owner, h.mh_type)
             };
             if pool.is_none_or(|p| p.index != pidx) {
+                if let Some(p) = pool {
+                    p.put_bulk(slot, &chunk[..n]);
+                }
+                n = 0;
                 pool = pool_by_index(pidx);
             }
             let Some(p) = pool else {
@@ -857,9 +894,17 @@ pub(crate) unsafe fn free_bulk(pkts: &[*mut mbuf]) {
             run += 1;
             // SAFETY: as above.
             unsafe { (*m).m_hdr.mh_type = sys::MT_FREE as u16 };
-            p.put_one(m);
+            chunk[n] = m;
+            n += 1;
+            if n == CHUNK {
+                p.put_bulk(slot, &chunk);
+                n = 0;
+            }
             m = next;
         }
+    }
+    if let Some(p) = pool {
+        p.put_bulk(slot, &chunk[..n]);
     }
     flush_run(run_owner, run);
 }

@@ -8,16 +8,24 @@
 //!   TCP echo service;
 //! - `bench`: the side-by-side comparison with DPDK (`bench/compare-dpdk.sh`).
 
+mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: {}", render(cmd));
-    let st = cmd.current_dir(root()).status().map_err(|e| format!("{}: {e}", render(cmd)))?;
+    let st = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{}: {e}", render(cmd)))?;
     if st.success() {
         Ok(())
     } else {
@@ -40,7 +48,14 @@ fn cargo() -> Command {
 
 fn test() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // Real-peer tests make namespaces, veth pairs and TAP devices: they
     // need root, and they run one test binary at a time so the machine's
     // two cores are not oversubscribed by timing-sensitive peers.
@@ -50,11 +65,15 @@ fn test() -> Result<(), String> {
 
 fn demo() -> Result<(), String> {
     run(cargo().args(["build", "--release", "-p", "pktkit"]))?;
-    run(Command::new("bash").arg(root().join("bench/demo.sh")).stdin(Stdio::null()))
+    run(Command::new("bash")
+        .arg(root().join("bench/demo.sh"))
+        .stdin(Stdio::null()))
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    run(Command::new("bash").arg(root().join("bench/compare-dpdk.sh")).args(args))
+    run(Command::new("bash")
+        .arg(root().join("bench/compare-dpdk.sh"))
+        .args(args))
 }
 
 fn main() -> ExitCode {
@@ -63,6 +82,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
+        Some("lab") => lab::run(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <test|demo|bench [args]>");
             return ExitCode::from(2);

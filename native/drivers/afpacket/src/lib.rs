@@ -17,6 +17,7 @@
 //! Options: `ifname` (required), `blocks`, `block_size`, `frame_size`,
 //! `qdisc_bypass`.
 
+mod csum;
 pub mod ring;
 mod sys;
 
@@ -493,9 +494,23 @@ pub struct AfPacketRxQueue {
     counters: QueueCounters,
 }
 
-/// Copies a ring frame into a new packet, restoring a stripped VLAN tag.
+/// Copies a ring frame into a new packet, restoring a stripped VLAN tag and
+/// completing a checksum a local sender left to offload.
 fn to_mbuf(pool: &Pool, owner: OwnerId, f: &RxFrame<'_>, scratch: &mut [u8]) -> Option<Mbuf> {
     let d = f.data;
+    if f.csum_not_ready && f.vlan.is_none() {
+        if d.len() <= DATAROOM {
+            let mut m = pool.alloc(owner)?;
+            let out = m.append(d.len())?;
+            out.copy_from_slice(d);
+            csum::complete_l4_checksum(out);
+            return Some(m);
+        }
+        let out = scratch.get_mut(..d.len())?;
+        out.copy_from_slice(d);
+        csum::complete_l4_checksum(out);
+        return Mbuf::from_slice(pool, owner, out);
+    }
     let Some((tpid, tci)) = f.vlan.filter(|_| d.len() >= 12) else {
         return Mbuf::from_slice(pool, owner, d);
     };
@@ -508,11 +523,18 @@ fn to_mbuf(pool: &Pool, owner: OwnerId, f: &RxFrame<'_>, scratch: &mut [u8]) -> 
     };
     if total <= DATAROOM {
         let mut m = pool.alloc(owner)?;
-        tagged(m.append(total)?);
+        let out = m.append(total)?;
+        tagged(out);
+        if f.csum_not_ready {
+            csum::complete_l4_checksum(out);
+        }
         Some(m)
     } else {
         let out = scratch.get_mut(..total)?;
         tagged(out);
+        if f.csum_not_ready {
+            csum::complete_l4_checksum(out);
+        }
         Mbuf::from_slice(pool, owner, out)
     }
 }

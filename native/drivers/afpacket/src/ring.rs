@@ -97,6 +97,9 @@ pub struct RxFrame<'a> {
     pub vlan: Option<(u16, u16)>,
     /// Our own transmission looped back (PACKET_OUTGOING).
     pub outgoing: bool,
+    /// The TCP/UDP checksum was left for offload by a local sender
+    /// (TP_STATUS_CSUMNOTREADY): it must be completed before use.
+    pub csum_not_ready: bool,
 }
 
 /// The user side of the receive ring.
@@ -155,7 +158,7 @@ impl RxRing {
 
     /// The next frame, left in the ring until [`RxRing::advance`].
     pub fn peek(&mut self) -> Option<RxFrame<'_>> {
-        let (at, len, vlan, outgoing) = self.locate()?;
+        let (at, len, vlan, outgoing, csum_not_ready) = self.locate()?;
         // SAFETY: locate() checked the range lies in the current block, which
         // is ours and stays so until advance() moves past its last frame; the
         // borrow of self keeps advance() out while the slice lives.
@@ -164,13 +167,14 @@ impl RxRing {
             data,
             vlan,
             outgoing,
+            csum_not_ready,
         })
     }
 
     /// Finds the next frame: its offset in the mapping, length, VLAN tag and
-    /// whether it is our own outgoing frame.
+    /// whether it is our own outgoing frame, and whether its checksum is unfinished.
     #[allow(clippy::type_complexity)]
-    fn locate(&mut self) -> Option<(usize, usize, Option<(u16, u16)>, bool)> {
+    fn locate(&mut self) -> Option<(usize, usize, Option<(u16, u16)>, bool, bool)> {
         let bs = self.shared.rx.block_size;
         // Each pass either returns or gives a block back; bound the walk.
         for _ in 0..=self.shared.rx.blocks {
@@ -223,7 +227,8 @@ impl RxRing {
                 (tpid, h.hv1.tp_vlan_tci as u16)
             });
             self.next = h.tp_next_offset as usize;
-            return Some((base + data_off, len, vlan, outgoing));
+            let csum_not_ready = h.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0;
+            return Some((base + data_off, len, vlan, outgoing, csum_not_ready));
         }
         None
     }

@@ -16,7 +16,7 @@ use pktkit_native::mbuf::DATAROOM;
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, Driver, DriverError, DriverFactory, DriverKind,
     LinkState, Mbuf, OptionSpec, OwnerId, PacketBatch, Pool, QueueCounters, Queues, RxQueue,
-    TxQueue, BATCH_MAX,
+    TxQueue,
 };
 
 /// Link speed reported: the device is as fast as the CPU lets it be.
@@ -281,17 +281,16 @@ impl RxQueue for NullRxQueue {
         if want == 0 {
             return 0;
         }
-        // One pool round trip for the whole burst; each buffer then only gets
-        // its length (the payload stays as the pool has it, as with net_null).
-        let mut raw = [std::ptr::null_mut(); BATCH_MAX];
-        let got = self.pool.alloc_raw_bulk(self.owner, &mut raw[..want]);
-        for &p in &raw[..got] {
-            // SAFETY: alloc_raw_bulk handed us `got` initialised buffers that
-            // nobody else references; each is wrapped exactly once.
-            let mut m = unsafe { Mbuf::from_raw(p) };
+        // One pool round trip for the whole burst, straight into the batch;
+        // each buffer then only gets its length (the payload stays as the
+        // pool has it, as with net_null).
+        let start = batch.len();
+        let (pool, owner) = (&self.pool, self.owner);
+        // SAFETY: alloc_raw_bulk writes `got` initialised buffers that nobody
+        // else references into the leading slots and returns `got`.
+        let got = unsafe { batch.fill_raw(|slots| pool.alloc_raw_bulk(owner, slots)) };
+        for m in batch.iter_mut_from(start) {
             m.set_len(self.size);
-            // Cannot fail: `got <= want == batch.room()`.
-            let _ = batch.push(m);
         }
         self.account(want, got)
     }

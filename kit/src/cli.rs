@@ -1,0 +1,499 @@
+//! What the `pktkit` subcommands do; `main.rs` only parses arguments.
+//!
+//! Every user input is checked before anything starts: an unknown driver, a
+//! bad option, a malformed address, or a device that cannot be attached
+//! prints a clear error and exits with code 2.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use pktkit_native::options::DriverSpec;
+
+use crate::iface::{fmt_mac, IfEvent};
+use crate::registry;
+use crate::runtime::Fallback;
+use crate::stack::{Stack, StackConfig};
+
+/// Exit code for bad input (as clap uses).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Everything `pktkit run` was asked to do.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// `-d` arguments.
+    pub drivers: Vec<String>,
+    /// `--ip IF=ADDR/PLEN`.
+    pub ips: Vec<String>,
+    /// `--dhcp IF`.
+    pub dhcp: Vec<String>,
+    /// `--route DEST/PLEN=GW`.
+    pub routes: Vec<String>,
+    /// `--serve` names.
+    pub serve: Vec<String>,
+    /// `--forward A:B`.
+    pub forward: Vec<String>,
+    /// `--fallback`.
+    pub fallback: Fallback,
+    /// `--workers`.
+    pub workers: usize,
+    /// `--pool-buffers`.
+    pub pool_buffers: usize,
+    /// `--duration`.
+    pub duration: Option<Duration>,
+}
+
+/// An address with prefix length, `ADDR/PLEN`.
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' is not ADDR/PLEN"))?;
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| format!("'{a}' is not an IP address"))?;
+    let plen: u8 = p
+        .parse()
+        .map_err(|_| format!("'{p}' is not a prefix length"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if plen > max {
+        return Err(format!("prefix length {plen} is longer than {max}"));
+    }
+    Ok((addr, plen))
+}
+
+/// `IF=ADDR/PLEN`.
+pub fn parse_ip_arg(s: &str) -> Result<(String, IpAddr, u8), String> {
+    let (ifname, cidr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--ip '{s}' is not IF=ADDR/PLEN"))?;
+    let (a, p) = parse_cidr(cidr)?;
+    Ok((ifname.to_owned(), a, p))
+}
+
+/// `DEST/PLEN=GW`.
+pub fn parse_route_arg(s: &str) -> Result<((IpAddr, u8), IpAddr), String> {
+    let (dest, gw) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--route '{s}' is not DEST/PLEN=GW"))?;
+    let d = parse_cidr(dest)?;
+    let g: IpAddr = gw
+        .parse()
+        .map_err(|_| format!("'{gw}' is not a gateway address"))?;
+    if d.0.is_ipv4() != g.is_ipv4() {
+        return Err(format!("--route '{s}' mixes IPv4 and IPv6"));
+    }
+    Ok((d, g))
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("pktkit: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Runs the stack until SIGINT/SIGTERM (or `duration`).
+pub fn run(plan: RunPlan) -> ExitCode {
+    // 1. Check everything that can be checked without touching the system.
+    let mut specs = Vec::new();
+    for d in &plan.drivers {
+        let spec = match DriverSpec::parse(d) {
+            Ok(s) => s,
+            Err(e) => return usage_error(format!("-d {d}: {e}")),
+        };
+        if let Err(e) = Stack::check(&spec) {
+            return usage_error(e);
+        }
+        specs.push(spec);
+    }
+    let mut ips = Vec::new();
+    for s in &plan.ips {
+        match parse_ip_arg(s) {
+            Ok(v) => ips.push(v),
+            Err(e) => return usage_error(e),
+        }
+    }
+    let mut routes = Vec::new();
+    for s in &plan.routes {
+        match parse_route_arg(s) {
+            Ok(v) => routes.push(v),
+            Err(e) => return usage_error(e),
+        }
+    }
+    let mut services = Vec::new();
+    for s in &plan.serve {
+        match s.parse::<crate::proto::Service>() {
+            Ok(v) => services.push(v),
+            Err(e) => return usage_error(e),
+        }
+    }
+    let mut forwards = Vec::new();
+    for s in &plan.forward {
+        match s.split_once(':') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() => {
+                forwards.push((a.to_owned(), b.to_owned()))
+            }
+            _ => return usage_error(format!("--forward '{s}' is not A:B")),
+        }
+    }
+
+    // 2. Signals are taken synchronously by this thread; block them before
+    // the runtime's threads exist so they inherit the mask.
+    let sigs = block_signals();
+
+    // 3. Attach; any failure here undoes what was attached and exits 2.
+    let cfg = StackConfig {
+        workers: plan.workers,
+        fallback: plan.fallback,
+        pool_buffers: plan.pool_buffers,
+        ..StackConfig::default()
+    };
+    let stack = match Stack::new(&cfg) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let events = stack.subscribe();
+    for spec in &specs {
+        if let Err(e) = stack.attach(spec) {
+            stack.shutdown();
+            return usage_error(e);
+        }
+    }
+    let names: Vec<String> = stack.interfaces().iter().map(|i| i.name.clone()).collect();
+    let known = |n: &str| names.iter().any(|x| x == n);
+    for n in ips
+        .iter()
+        .map(|i| &i.0)
+        .chain(plan.dhcp.iter())
+        .chain(forwards.iter().flat_map(|f| [&f.0, &f.1]))
+    {
+        if !known(n) {
+            stack.shutdown();
+            return usage_error(format!("no interface '{n}' (have: {})", names.join(", ")));
+        }
+    }
+
+    // 4. Start.
+    let started = (|| -> Result<(), crate::stack::StackError> {
+        for n in &names {
+            stack.up(n)?;
+        }
+        let forwarded: Vec<&String> = forwards.iter().map(|f| &f.0).collect();
+        for n in names.iter().filter(|n| !forwarded.contains(n)) {
+            stack.attach_proto(n)?;
+        }
+        for (ifname, addr, plen) in &ips {
+            stack.add_address(ifname, *addr, *plen)?;
+        }
+        for ifname in &plan.dhcp {
+            stack.enable_dhcp(ifname)?;
+        }
+        for ((dest, plen), gw) in &routes {
+            stack.add_route(*dest, *plen, *gw)?;
+        }
+        for s in &services {
+            stack.serve(*s)?;
+        }
+        for (a, b) in &forwards {
+            stack.forward(a, b)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = started {
+        stack.shutdown();
+        return usage_error(e);
+    }
+    for i in stack.interfaces() {
+        let st = i.state();
+        let addrs: Vec<String> = st.addrs.iter().map(|(a, p)| format!("{a}/{p}")).collect();
+        log::info!(
+            "{}: {} driver {} ({}), mac {}, mtu {}, link {}{}",
+            i.name,
+            i.kind,
+            i.driver,
+            match i.concurrency() {
+                pktkit_native::Concurrency::MpSafe => "mp-safe",
+                pktkit_native::Concurrency::Serialized => "serialized",
+            },
+            fmt_mac(&st.mac),
+            st.mtu,
+            if st.link.up { "up" } else { "down" },
+            if addrs.is_empty() {
+                String::new()
+            } else {
+                format!(", inet {}", addrs.join(" "))
+            }
+        );
+    }
+    eprintln!("pktkit: running with {} (Ctrl-C to stop)", names.join(", "));
+
+    // 5. Wait for a signal, logging events.
+    let t0 = Instant::now();
+    loop {
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                IfEvent::Link { ifname, state } => eprintln!(
+                    "pktkit: {ifname}: link {}{}",
+                    if state.up { "up" } else { "down" },
+                    if state.up && state.speed_mbps > 0 {
+                        format!(" {} Mb/s", state.speed_mbps)
+                    } else {
+                        String::new()
+                    }
+                ),
+                IfEvent::Attached(n) => eprintln!("pktkit: {n}: attached"),
+                IfEvent::Detached(n) => eprintln!("pktkit: {n}: detached"),
+            }
+        }
+        if let Some(sig) = wait_signal(&sigs, Duration::from_millis(200)) {
+            eprintln!("pktkit: signal {sig}, stopping");
+            break;
+        }
+        if plan.duration.is_some_and(|d| t0.elapsed() >= d) {
+            break;
+        }
+    }
+
+    // 6. Counters, then stop.
+    print!("{}", counters_table(&stack));
+    let _ = std::io::stdout().flush();
+    stack.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// The per-interface counters table printed when `run` ends.
+pub fn counters_table(stack: &Stack) -> String {
+    let mut s = format!(
+        "{:<10} {:>12} {:>14} {:>8} {:>8} {:>12} {:>14} {:>8} {:>8}\n",
+        "iface",
+        "rx-packets",
+        "rx-bytes",
+        "rx-err",
+        "rx-drop",
+        "tx-packets",
+        "tx-bytes",
+        "tx-err",
+        "tx-drop"
+    );
+    for i in stack.interfaces() {
+        let c = i.counters();
+        s.push_str(&format!(
+            "{:<10} {:>12} {:>14} {:>8} {:>8} {:>12} {:>14} {:>8} {:>8}\n",
+            i.name,
+            c.rx.packets,
+            c.rx.bytes,
+            c.rx.errors,
+            c.rx.drops,
+            c.tx.packets,
+            c.tx.bytes,
+            c.tx.errors,
+            c.tx.drops + c.stack_drops
+        ));
+    }
+    s
+}
+
+/// The `pktkit drivers` listing.
+pub fn drivers_listing(json: bool) -> String {
+    let all = registry::builtin();
+    if json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name,
+                    "prefix": f.prefix,
+                    "kind": f.kind.to_string(),
+                    "description": f.description,
+                    "devices": f.devices,
+                    "options": f.options.iter().map(|o| serde_json::json!({
+                        "key": o.key, "help": o.help, "required": o.required
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return format!("{}\n", serde_json::Value::Array(v));
+    }
+    let mut s = String::new();
+    for f in all {
+        s.push_str(&format!("{:<10} {:<7} {}\n", f.name, f.kind, f.description));
+        for o in f.options {
+            s.push_str(&format!(
+                "    {:<14} {}{}\n",
+                o.key,
+                o.help,
+                if o.required { " (required)" } else { "" }
+            ));
+        }
+    }
+    s
+}
+
+/// Installs a small stderr logger; `-v` raises the level.
+pub fn init_logging(verbose: u8) {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.level() <= log::max_level()
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                eprintln!(
+                    "pktkit: {}: {}",
+                    r.level().as_str().to_lowercase(),
+                    r.args()
+                );
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    let level = match (verbose, std::env::var("PKTKIT_LOG").ok().as_deref()) {
+        (_, Some("debug")) | (2.., _) => log::LevelFilter::Debug,
+        (_, Some("info")) | (1, _) => log::LevelFilter::Info,
+        _ => log::LevelFilter::Warn,
+    };
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// The signals `run` stops on.
+pub struct SignalSet(libc::sigset_t);
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and threads it spawns later).
+pub fn block_signals() -> SignalSet {
+    // SAFETY: sigset_t is plain data; the libc calls initialise and use it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        SignalSet(set)
+    }
+}
+
+/// Waits up to `timeout` for one of the signals; returns its number.
+pub fn wait_signal(set: &SignalSet, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: set is initialised; info may be null; ts is live.
+    let sig = unsafe { libc::sigtimedwait(&set.0, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+/// `pktkit bench fwd`.
+pub fn bench_fwd(ports: &[String], burst: usize, seconds: f64, json: bool) -> ExitCode {
+    if ports.len() != 2 {
+        return usage_error(format!(
+            "bench fwd needs exactly two ports, got {}",
+            ports.len()
+        ));
+    }
+    if burst == 0 || burst > pktkit_native::BATCH_MAX {
+        return usage_error(format!("--burst must be 1..={}", pktkit_native::BATCH_MAX));
+    }
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return usage_error("--seconds must be positive");
+    }
+    let pool = match pktkit_native::Pool::new(&pktkit_native::PoolConfig::new("bench", 8192)) {
+        Ok(p) => p,
+        Err(e) => return usage_error(e),
+    };
+    let mut drivers = Vec::new();
+    let mut labels = Vec::new();
+    let mut units: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    for p in ports {
+        let spec = match DriverSpec::parse(p) {
+            Ok(s) => s,
+            Err(e) => return usage_error(format!("port {p}: {e}")),
+        };
+        if let Err(e) = Stack::check(&spec) {
+            return usage_error(e);
+        }
+        let Some(f) = registry::find(&spec.name) else {
+            return usage_error(format!("unknown driver '{}'", spec.name));
+        };
+        let unit = units.entry(f.prefix).or_insert(0);
+        let ifnames: Vec<String> = (0..f.devices)
+            .map(|i| format!("{}{}", f.prefix, *unit + i as u32))
+            .collect();
+        *unit += f.devices as u32;
+        let owners = ifnames
+            .iter()
+            .map(|n| pool.register_owner(n))
+            .collect::<Result<Vec<_>, _>>();
+        let owners = match owners {
+            Ok(o) => o,
+            Err(e) => return usage_error(e),
+        };
+        let args = pktkit_native::AttachArgs {
+            options: spec.options.clone(),
+            pool: pool.clone(),
+            owners,
+            ifnames: ifnames.clone(),
+        };
+        match (f.create)(&args) {
+            Ok(d) => {
+                // A driver of several devices (pair) gives its first one here.
+                labels.push(ifnames[0].clone());
+                drivers.extend(d.into_iter().take(1));
+            }
+            Err(e) => return usage_error(format!("driver {}: {e}", spec.name)),
+        }
+    }
+    let mut cfg = crate::bench::FwdConfig::new(burst, seconds);
+    cfg.labels = labels;
+    match crate::bench::fwd(drivers, &cfg) {
+        Ok(r) => {
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                println!("{r}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+/// `pktkit bench pool`.
+pub fn bench_pool(json: bool) -> ExitCode {
+    match crate::bench::pool(&crate::bench::PoolBenchConfig::default()) {
+        Ok(r) => {
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                println!("{r}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_parsers() {
+        assert_eq!(
+            parse_ip_arg("tap0=192.0.2.1/24").unwrap(),
+            ("tap0".into(), "192.0.2.1".parse().unwrap(), 24)
+        );
+        assert!(parse_ip_arg("tap0=192.0.2.1").is_err());
+        assert!(parse_ip_arg("tap0=192.0.2.1/33").is_err());
+        assert!(parse_ip_arg("192.0.2.1/24").is_err());
+        assert_eq!(parse_cidr("fe80::1/64").unwrap().1, 64);
+        let ((d, p), g) = parse_route_arg("0.0.0.0/0=192.0.2.254").unwrap();
+        assert_eq!(
+            (d.to_string(), p, g.to_string()),
+            ("0.0.0.0".into(), 0, "192.0.2.254".into())
+        );
+        assert!(parse_route_arg("0.0.0.0/0=fe80::1").is_err());
+    }
+}
