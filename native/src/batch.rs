@@ -214,6 +214,34 @@ impl PacketBatch {
         self.iter_mut().skip(from)
     }
 
+    /// Keeps, from position `from` (counted from the front) on, only the
+    /// packets `keep` accepts, in order; frees the others and returns how
+    /// many it freed (a receive filter).
+    pub fn retain_from(&mut self, from: usize, mut keep: impl FnMut(&Mbuf) -> bool) -> usize {
+        let start = self.head + from.min(self.len());
+        let mut w = start;
+        for r in start..self.tail {
+            let p = self.items[r];
+            // SAFETY: Mbuf is a transparent wrapper over the pointer and the
+            // slot holds a live packet the batch owns.
+            let m = unsafe { &*(&p as *const *mut mbuf).cast::<Mbuf>() };
+            if keep(m) {
+                self.items[w] = p;
+                w += 1;
+            } else {
+                // SAFETY: the packet leaves the batch here and is freed once.
+                drop(unsafe { Mbuf::from_raw(p) });
+            }
+        }
+        let dropped = self.tail - w;
+        self.tail = w;
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+        dropped
+    }
+
     /// Frees every packet held, in bulk.
     #[inline]
     pub fn free_all(&mut self) {

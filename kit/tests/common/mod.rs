@@ -17,13 +17,24 @@ pub fn is_root() -> bool {
 /// A unique short name (interface names are at most 15 bytes).
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}{}{}", std::process::id() % 100000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}{}",
+        std::process::id() % 100000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs a command, returning its output; panics with stderr on failure.
 pub fn sh(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -52,7 +63,11 @@ impl NetNs {
 
     /// Runs a command in the namespace; returns its output whatever the status.
     pub fn try_exec(&self, args: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().expect("spawn ip netns exec")
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("spawn ip netns exec")
     }
 
     /// Runs `f` on a thread that has entered the namespace (setns changes
@@ -74,7 +89,9 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 

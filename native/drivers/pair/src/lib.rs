@@ -25,7 +25,7 @@ pub mod ring;
 mod sys;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, Driver, DriverError, DriverFactory, DriverKind,
@@ -41,6 +41,13 @@ const MAX_QUEUES: u16 = 64;
 /// MTU range accepted by [`Control::SetMtu`] (jumbo frames travel as chains).
 const MIN_MTU: u32 = 68;
 const MAX_MTU: u32 = 9000;
+
+/// Exact multicast groups the receive filter holds.
+const MULTICAST_SLOTS: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Interface name prefix; the stack adds the unit.
 pub const PREFIX: &str = "pair";
@@ -120,10 +127,34 @@ pub struct PairDriver {
     /// Rings this side's receive queues read (filled by the peer).
     rx_rings: Vec<Arc<Ring>>,
     mtu: u32,
+    /// The receive filter, shared with this side's receive queues.
+    filter: Arc<Mutex<Filter>>,
+    started: bool,
+}
+
+/// The receive address filter of one side, as a NIC's: our unicast address,
+/// broadcast, the multicast groups programmed (up to `multicast_slots`), or
+/// everything multicast (all-multi) or everything (promiscuous).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    mac: [u8; 6],
     promisc: bool,
     allmulti: bool,
     multicast: Vec<[u8; 6]>,
-    started: bool,
+}
+
+impl Filter {
+    /// Whether a frame with this destination passes.
+    pub fn accepts(&self, dst: &[u8]) -> bool {
+        if self.promisc || dst == [0xff; 6] {
+            return true;
+        }
+        match dst.first() {
+            Some(b) if b & 1 != 0 => self.allmulti || self.multicast.iter().any(|g| g == dst),
+            Some(_) => dst == self.mac,
+            None => false,
+        }
+    }
 }
 
 impl PairDriver {
@@ -152,9 +183,10 @@ impl PairDriver {
             tx_rings: tx.clone(),
             rx_rings: rx.clone(),
             mtu: 1500,
-            promisc: false,
-            allmulti: false,
-            multicast: Vec::new(),
+            filter: Arc::new(Mutex::new(Filter {
+                mac: macs[side as usize],
+                ..Filter::default()
+            })),
             started: false,
         };
         Ok((side(0, &a_to_b, &b_to_a), side(1, &b_to_a, &a_to_b)))
@@ -172,17 +204,17 @@ impl PairDriver {
 
     /// Whether promiscuous mode was asked for.
     pub fn promisc(&self) -> bool {
-        self.promisc
+        lock(&self.filter).promisc
     }
 
     /// Whether all-multicast was asked for.
     pub fn allmulti(&self) -> bool {
-        self.allmulti
+        lock(&self.filter).allmulti
     }
 
     /// The multicast filter last programmed.
-    pub fn multicast(&self) -> &[[u8; 6]] {
-        &self.multicast
+    pub fn multicast(&self) -> Vec<[u8; 6]> {
+        lock(&self.filter).multicast.clone()
     }
 }
 
@@ -198,7 +230,7 @@ impl Driver for PairDriver {
             tx_queues: queues,
             min_mtu: MIN_MTU,
             max_mtu: MAX_MTU,
-            multicast_slots: 64,
+            multicast_slots: MULTICAST_SLOTS as u32,
             ..Capabilities::default()
         }
     }
@@ -218,7 +250,10 @@ impl Driver for PairDriver {
         let rx = self
             .rx_rings
             .iter()
-            .map(|r| Box::new(PairRxQueue::new(r.clone(), self.owner)) as Box<dyn RxQueue>)
+            .map(|r| {
+                Box::new(PairRxQueue::new(r.clone(), self.owner, self.filter.clone()))
+                    as Box<dyn RxQueue>
+            })
             .collect();
         let tx = self
             .tx_rings
@@ -249,10 +284,21 @@ impl Driver for PairDriver {
                 }
                 self.mtu = *mtu;
             }
-            Control::SetMac(mac) => self.mac = *mac,
-            Control::SetPromisc(on) => self.promisc = *on,
-            Control::SetAllMulti(on) => self.allmulti = *on,
-            Control::SetMulticast(list) => self.multicast.clone_from(list),
+            Control::SetMac(mac) => {
+                self.mac = *mac;
+                lock(&self.filter).mac = *mac;
+            }
+            Control::SetPromisc(on) => lock(&self.filter).promisc = *on,
+            Control::SetAllMulti(on) => lock(&self.filter).allmulti = *on,
+            Control::SetMulticast(list) => {
+                if list.len() > MULTICAST_SLOTS {
+                    return Err(DriverError::Unsupported(format!(
+                        "{} multicast groups, the filter holds {MULTICAST_SLOTS}",
+                        list.len()
+                    )));
+                }
+                lock(&self.filter).multicast.clone_from(list)
+            }
         }
         Ok(())
     }
@@ -270,15 +316,17 @@ impl Driver for PairDriver {
 pub struct PairRxQueue {
     ring: Arc<Ring>,
     owner: OwnerId,
+    filter: Arc<Mutex<Filter>>,
     counters: QueueCounters,
 }
 
 impl PairRxQueue {
-    fn new(ring: Arc<Ring>, owner: OwnerId) -> PairRxQueue {
+    fn new(ring: Arc<Ring>, owner: OwnerId, filter: Arc<Mutex<Filter>>) -> PairRxQueue {
         ring.open();
         PairRxQueue {
             ring,
             owner,
+            filter,
             counters: QueueCounters::default(),
         }
     }
@@ -288,17 +336,28 @@ impl RxQueue for PairRxQueue {
     #[inline]
     fn rx_burst(&mut self, batch: &mut PacketBatch) -> usize {
         let owner = self.owner;
+        let start = batch.len();
+        let n = self.ring.dequeue(batch, |m| m.set_owner(owner));
+        if n == 0 {
+            return 0;
+        }
+        // The address filter, as a NIC applies it: one lock per burst.
+        let filter = lock(&self.filter);
         let c = &mut self.counters;
-        let n = self.ring.dequeue(batch, |m| {
-            // Received packets belong to the receiving interface.
-            m.set_owner(owner);
+        let filtered = batch.retain_from(start, |m| {
+            let d = m.data();
+            if !filter.accepts(d.get(..6).unwrap_or(&[])) {
+                return false;
+            }
             c.bytes += m.pkt_len() as u64;
-            if m.data().first().is_some_and(|b| b & 1 != 0) {
+            if d.first().is_some_and(|b| b & 1 != 0) {
                 c.multicast += 1;
             }
+            true
         });
-        c.packets += n as u64;
-        n
+        c.drops += filtered as u64;
+        c.packets += (n - filtered) as u64;
+        n - filtered
     }
 
     fn counters(&self) -> QueueCounters {

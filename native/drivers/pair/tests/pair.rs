@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use pktkit_drv_pair::{FACTORY, RING_SIZE};
 use pktkit_native::pool::HugePages;
-use pktkit_native::{AttachArgs, Driver, Mbuf, OwnerId, PacketBatch, Pool, PoolConfig, BATCH_MAX};
+use pktkit_native::{
+    AttachArgs, Control, Driver, Mbuf, OwnerId, PacketBatch, Pool, PoolConfig, Queues, BATCH_MAX,
+};
 
 fn pool(name: &str, buffers: usize) -> Pool {
     Pool::new(&PoolConfig {
@@ -275,7 +277,8 @@ fn concurrent_producer_and_consumer_keep_order() {
                     break;
                 };
                 if let Some(d) = m.append(64) {
-                    d[..4].copy_from_slice(&seq.to_be_bytes());
+                    d[..6].copy_from_slice(&[0xff; 6]);
+                    d[14..18].copy_from_slice(&seq.to_be_bytes());
                 }
                 let _ = out.push(m);
                 seq += 1;
@@ -294,7 +297,7 @@ fn concurrent_producer_and_consumer_keep_order() {
             std::thread::yield_now();
         }
         for m in got.iter() {
-            assert_eq!(&m.data()[..4], &next.to_be_bytes());
+            assert_eq!(&m.data()[14..18], &next.to_be_bytes());
             next += 1;
         }
         got.free_all();
@@ -304,4 +307,53 @@ fn concurrent_producer_and_consumer_keep_order() {
     p.a.stop(qa);
     p.b.stop(qb);
     assert_eq!(pool.available(), 8192);
+}
+
+/// The receive side filters like a NIC: own unicast and broadcast pass,
+/// other unicast and unjoined multicast are dropped (and counted), joined
+/// groups, all-multi and promiscuous mode open the filter.
+#[test]
+fn receive_filter_follows_control() {
+    let pool = pool("pair-filter", 1024);
+    let mut p = attach(&pool, &[]);
+    let mut qa = p.a.start().expect("start a");
+    let mut qb = p.b.start().expect("start b");
+    let b_mac = p.b.mac();
+    let group = [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb];
+    let send_recv = |qa: &mut Queues, qb: &mut Queues, dst: [u8; 6]| -> usize {
+        let mut out = PacketBatch::new();
+        let mut f = frame(&pool, 1, 64);
+        f.data_mut()[..6].copy_from_slice(&dst);
+        let _ = out.push(f);
+        assert_eq!(qa.tx[0].tx_burst(&mut out), 1);
+        let mut got = PacketBatch::new();
+        let n = qb.rx[0].rx_burst(&mut got);
+        got.free_all();
+        n
+    };
+    assert_eq!(send_recv(&mut qa, &mut qb, b_mac), 1, "own unicast");
+    assert_eq!(send_recv(&mut qa, &mut qb, [0xff; 6]), 1, "broadcast");
+    assert_eq!(
+        send_recv(&mut qa, &mut qb, [2, 9, 9, 9, 9, 9]),
+        0,
+        "other unicast"
+    );
+    assert_eq!(send_recv(&mut qa, &mut qb, group), 0, "unjoined group");
+    p.b.control(&Control::SetMulticast(vec![group])).unwrap();
+    assert_eq!(send_recv(&mut qa, &mut qb, group), 1, "joined group");
+    p.b.control(&Control::SetMulticast(vec![])).unwrap();
+    assert_eq!(send_recv(&mut qa, &mut qb, group), 0, "left group");
+    p.b.control(&Control::SetAllMulti(true)).unwrap();
+    assert_eq!(send_recv(&mut qa, &mut qb, group), 1, "all-multi");
+    p.b.control(&Control::SetPromisc(true)).unwrap();
+    assert_eq!(
+        send_recv(&mut qa, &mut qb, [2, 9, 9, 9, 9, 9]),
+        1,
+        "promiscuous"
+    );
+    assert_eq!(qb.rx[0].counters().drops, 3);
+    p.a.stop(qa);
+    p.b.stop(qb);
+    drop(p);
+    assert_eq!(pool.available(), 1024);
 }
