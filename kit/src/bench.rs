@@ -498,6 +498,7 @@ mod tests {
                     pool: pool.clone(),
                     owners: vec![owner],
                     ifnames: vec![format!("null{i}")],
+                    pci: None,
                 };
                 (pktkit_drv_null::FACTORY.create)(&args).unwrap()
             })

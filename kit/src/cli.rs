@@ -403,6 +403,8 @@ pub fn bench_fwd(ports: &[String], burst: usize, seconds: f64, json: bool) -> Ex
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
+    let opener: std::sync::Arc<dyn pktkit_native::device::PciOpener> =
+        std::sync::Arc::new(crate::pci::VfioOpener::new(pool.clone()));
     let mut drivers = Vec::new();
     let mut labels = Vec::new();
     let mut units: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
@@ -435,6 +437,7 @@ pub fn bench_fwd(ports: &[String], burst: usize, seconds: f64, json: bool) -> Ex
             pool: pool.clone(),
             owners,
             ifnames: ifnames.clone(),
+            pci: Some(opener.clone()),
         };
         match (f.create)(&args) {
             Ok(d) => {
@@ -469,6 +472,32 @@ pub fn bench_pool(json: bool) -> ExitCode {
             } else {
                 println!("{r}");
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+/// `pktkit harness bind|unbind BDF`: hands a PCI function to vfio-pci (or
+/// back to its driver).
+pub fn harness_bind(bdf: &str, bind: bool) -> ExitCode {
+    let addr: pktkit_native::device::PciAddress = match bdf.parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(e),
+    };
+    let r = if bind {
+        pktkit_harness::bind(addr).map(|o| format!("{addr}: {o:?}"))
+    } else {
+        pktkit_harness::unbind(addr).map(|d| {
+            format!(
+                "{addr}: unbound{}",
+                d.map(|d| format!(", back to {d}")).unwrap_or_default()
+            )
+        })
+    };
+    match r {
+        Ok(msg) => {
+            println!("{msg}");
             ExitCode::SUCCESS
         }
         Err(e) => usage_error(e),

@@ -16,6 +16,7 @@ pub mod alloc_count;
 pub mod bench;
 pub mod cli;
 pub mod iface;
+pub mod pci;
 pub mod probe;
 pub mod proto;
 pub mod registry;

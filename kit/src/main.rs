@@ -36,6 +36,25 @@ enum Cmd {
         #[command(subcommand)]
         which: BenchCmd,
     },
+    /// PCI devices for the VFIO harness.
+    Harness {
+        #[command(subcommand)]
+        which: HarnessCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum HarnessCmd {
+    /// Hand a PCI function to vfio-pci (loading the vfio modules if needed).
+    Bind {
+        /// PCI address, DDDD:BB:DD.F.
+        bdf: String,
+    },
+    /// Give a PCI function back to its host driver.
+    Unbind {
+        /// PCI address, DDDD:BB:DD.F.
+        bdf: String,
+    },
 }
 
 #[derive(Args)]
@@ -142,5 +161,11 @@ fn main() -> ExitCode {
         Cmd::Bench {
             which: BenchCmd::Pool { json },
         } => cli::bench_pool(json),
+        Cmd::Harness {
+            which: HarnessCmd::Bind { bdf },
+        } => cli::harness_bind(&bdf, true),
+        Cmd::Harness {
+            which: HarnessCmd::Unbind { bdf },
+        } => cli::harness_bind(&bdf, false),
     }
 }

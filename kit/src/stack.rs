@@ -123,6 +123,7 @@ pub struct Stack {
     events: Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>,
     proto: Arc<Mutex<ProtoShared>>,
     proto_task: Mutex<Option<TaskId>>,
+    pci: Arc<crate::pci::VfioOpener>,
 }
 
 impl Stack {
@@ -135,7 +136,7 @@ impl Stack {
         })?;
         Ok(Stack {
             rt: Runtime::new(cfg.workers)?,
-            pool,
+            pool: pool.clone(),
             policy: LockPolicy::new(cfg.fallback),
             inner: Mutex::new(Inner {
                 ifaces: Vec::new(),
@@ -148,6 +149,7 @@ impl Stack {
                 ports: Vec::new(),
             })),
             proto_task: Mutex::new(None),
+            pci: Arc::new(crate::pci::VfioOpener::new(pool.clone())),
         })
     }
 
@@ -339,6 +341,7 @@ impl Stack {
             pool: self.pool.clone(),
             owners: owners.clone(),
             ifnames: ifnames.clone(),
+            pci: Some(self.pci.clone()),
         };
         let drivers = match (f.create)(&args) {
             Ok(d) => d,

@@ -122,6 +122,7 @@ impl Bench {
             pool: pool.clone(),
             owners: owners.to_vec(),
             ifnames: vec!["pair0".into(), "pair1".into()],
+            pci: None,
         })
         .expect("attach pair");
         let mut d2 = devs.pop().expect("pair1");

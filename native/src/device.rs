@@ -125,6 +125,13 @@ pub trait PciDevice: Send {
     fn reset(&mut self) -> Result<(), DeviceError>;
 }
 
+/// Opens PCI functions for drivers; implemented by the stack over VFIO.
+pub trait PciOpener: Send + Sync {
+    /// Opens `addr` for exclusive use by one driver, with the stack's pools
+    /// mapped for DMA (IOVA = VA).
+    fn open(&self, addr: PciAddress) -> Result<Box<dyn PciDevice>, DeviceError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

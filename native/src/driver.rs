@@ -426,6 +426,10 @@ pub struct AttachArgs {
     pub owners: Vec<OwnerId>,
     /// The interface names the stack will give the devices created, in order.
     pub ifnames: Vec<String>,
+    /// Opens PCI functions for drivers of PCI devices (`pci=BDF`): the stack
+    /// gives one backed by its VFIO container, with its pools already mapped
+    /// for DMA. `None` where the stack has no device access.
+    pub pci: Option<std::sync::Arc<dyn crate::device::PciOpener>>,
 }
 
 impl AttachArgs {
@@ -453,6 +457,23 @@ impl AttachArgs {
                 why: e.to_string(),
             }),
         }
+    }
+
+    /// Opens the PCI function named by the `pci` option.
+    pub fn open_pci(&self) -> Result<Box<dyn crate::device::PciDevice>, DriverError> {
+        let bdf = self.require("pci")?;
+        let addr: crate::device::PciAddress =
+            bdf.parse().map_err(|why| DriverError::BadOption {
+                key: "pci".into(),
+                value: bdf.to_owned(),
+                why,
+            })?;
+        let opener = self.pci.as_ref().ok_or_else(|| {
+            DriverError::Unsupported("this stack has no PCI device access (VFIO)".into())
+        })?;
+        opener
+            .open(addr)
+            .map_err(|e| DriverError::NoDevice(format!("{addr}: {e}")))
     }
 
     /// The owner for device number `i` of this attach.

@@ -954,6 +954,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Mbuf;
 
     fn small(name: &str, n: usize) -> Pool {
         Pool::new(&PoolConfig {
@@ -1029,6 +1030,53 @@ mod tests {
         // The slot is reusable and its cache is served to the next thread.
         let v: Vec<_> = (0..2048).map(|_| pool.alloc(OwnerId::POOL)).collect();
         assert!(v.iter().all(Option::is_some));
+    }
+
+    /// With 2 MiB pages reserved (as root), a pool lives on them and its
+    /// buffers work; without, `Require` is refused and `Auto` falls back.
+    #[test]
+    fn huge_pages_when_the_system_has_them() {
+        const NR: &str = "/proc/sys/vm/nr_hugepages";
+        let Ok(before) = std::fs::read_to_string(NR) else {
+            eprintln!("skipped: no {NR}");
+            return;
+        };
+        let before: usize = before.trim().parse().unwrap_or(0);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 || std::fs::write(NR, (before + 4).to_string()).is_err()
+        {
+            eprintln!("skipped: cannot reserve huge pages (not root)");
+            return;
+        }
+        let got: usize = std::fs::read_to_string(NR)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let cfg = |h| PoolConfig {
+            name: "t-huge".into(),
+            buffers: 1500,
+            hugepages: h,
+        };
+        if got >= before + 2 {
+            let pool = Pool::new(&cfg(HugePages::Require)).expect("pool on huge pages");
+            assert!(pool.stats().hugepages);
+            assert_eq!(pool.dma_regions()[0].len % HUGE_PAGE, 0);
+            let m = Mbuf::from_slice(&pool, OwnerId::POOL, &[7u8; 3000]).unwrap();
+            assert_eq!(m.to_vec(), vec![7u8; 3000]);
+            drop(m);
+            drop(pool);
+        } else {
+            eprintln!("kernel gave no huge pages ({got}); checking the fallback only");
+        }
+        let _ = std::fs::write(NR, before.to_string());
+        if before == 0 {
+            assert!(matches!(
+                Pool::new(&cfg(HugePages::Require)),
+                Err(PoolError::NoHugePages(_))
+            ));
+            assert!(!Pool::new(&cfg(HugePages::Auto)).unwrap().stats().hugepages);
+        }
     }
 
     #[test]

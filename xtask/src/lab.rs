@@ -227,9 +227,17 @@ fn lab_dir() -> PathBuf {
 /// Entry point of `cargo xtask lab`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse_args(args)?;
+    if opts.keep && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // The guest shell would wait on the console for ever.
+        return Err("--keep needs a terminal on standard input".into());
+    }
     let dir = lab_dir();
     fs::create_dir_all(dir.join("cache")).map_err(|e| format!("{}: {e}", dir.display()))?;
 
+    // Results of an earlier run must not pass for this one's.
+    for stale in ["console.log", "inventory.json"] {
+        let _ = fs::remove_file(dir.join(stale));
+    }
     let t = Instant::now();
     ensure_host_packages()?;
     let kernel = fetch_kernel(&dir.join("cache"))?;
@@ -705,7 +713,12 @@ struct Outcome {
 fn qemu_command(kernel: &Path, initrd: &Path, opts: &Options) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
     c.args(["-accel", "tcg", "-machine", "q35,kernel-irqchip=split"])
-        .args(["-device", "intel-iommu,intremap=on,caching-mode=on"])
+        // aw-bits=48: pools are mapped IOVA = VA, and user addresses need
+        // 47 bits; QEMU's default of 39 makes VFIO_IOMMU_MAP_DMA fail (EINVAL).
+        .args([
+            "-device",
+            "intel-iommu,intremap=on,caching-mode=on,aw-bits=48",
+        ])
         .args(["-cpu", "max", "-m", &opts.memory, "-smp", "2"])
         .args([
             "-nodefaults",

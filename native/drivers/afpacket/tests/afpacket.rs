@@ -35,6 +35,7 @@ fn attach(pool: &Pool, opts: &[(&str, &str)]) -> Result<Box<dyn Driver>, DriverE
         pool: pool.clone(),
         owners: vec![owner],
         ifnames: vec!["afp0".into()],
+        pci: None,
     })?;
     Ok(devs.pop().expect("one device"))
 }

@@ -30,6 +30,7 @@ fn attach(
         pool: pool.clone(),
         owners: vec![owner],
         ifnames: vec!["null0".into()],
+        pci: None,
     })?;
     assert_eq!(devs.len(), FACTORY.devices);
     Ok(devs.remove(0))

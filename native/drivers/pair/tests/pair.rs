@@ -39,6 +39,7 @@ fn attach(pool: &Pool, opts: &[(&str, &str)]) -> Pair {
         pool: pool.clone(),
         owners: owners.to_vec(),
         ifnames: vec!["pair0".into(), "pair1".into()],
+        pci: None,
     })
     .expect("attach");
     assert_eq!(devs.len(), 2);

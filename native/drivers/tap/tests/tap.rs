@@ -27,6 +27,7 @@ fn attach(pool: &Pool, ifname: &str) -> Box<dyn Driver> {
         pool: pool.clone(),
         owners: vec![owner],
         ifnames: vec!["tap0".into()],
+        pci: None,
     })
     .expect("attach tap");
     devs.pop().expect("one device")
@@ -205,6 +206,7 @@ fn default_name_is_chosen_by_the_kernel() {
             pool: pool.clone(),
             owners: vec![owner],
             ifnames: vec!["tap0".into()],
+            pci: None,
         })
         .expect("attach");
         let dev = devs.pop().expect("dev");

@@ -1,0 +1,306 @@
+//! The real backend of the [`crate::ops`] seam: vfio-ioctls for the
+//! container, group and device ioctls, and the few syscalls it does not
+//! wrap (pread/pwrite on regions, so errors keep their errno; mmap of BARs
+//! and of anonymous DMA memory).
+//!
+//! All of the harness's `unsafe` is in this module.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use pktkit_native::device::DeviceError;
+use vfio_bindings::bindings::vfio::VFIO_PCI_INTX_IRQ_INDEX;
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::error::HarnessError;
+use crate::ops::{ContainerOps, DeviceOps, RegionInfo};
+
+fn os_err(op: String) -> DeviceError {
+    DeviceError::Io {
+        op,
+        source: io::Error::last_os_error(),
+    }
+}
+
+/// vfio-ioctls' interrupt calls give no errno; keep its error as the source.
+fn vfio_err(op: String, e: vfio_ioctls::VfioError) -> DeviceError {
+    DeviceError::Io {
+        op,
+        source: io::Error::other(e),
+    }
+}
+
+/// A container at `/dev/vfio/vfio`.
+pub struct SysContainer {
+    container: Arc<VfioContainer>,
+}
+
+impl SysContainer {
+    /// Opens `/dev/vfio/vfio` and checks it offers the type1v2 IOMMU.
+    pub fn open() -> Result<SysContainer, HarnessError> {
+        let container = VfioContainer::new(None).map_err(|source| HarnessError::Vfio {
+            op: "open VFIO container /dev/vfio/vfio (is vfio loaded?)".into(),
+            source,
+        })?;
+        Ok(SysContainer {
+            container: Arc::new(container),
+        })
+    }
+}
+
+impl ContainerOps for SysContainer {
+    fn open_device(&self, path: &Path) -> Result<Box<dyn DeviceOps>, HarnessError> {
+        let ops: Arc<dyn VfioOps> = self.container.clone();
+        let dev = VfioDevice::new(path, ops, false).map_err(|source| HarnessError::Vfio {
+            op: format!("open VFIO device {}", path.display()),
+            source,
+        })?;
+        // vfio-ioctls does not say whether the device can reset; sysfs
+        // offers `reset` exactly when the kernel has a reset method for it.
+        let can_reset = path.join("reset").exists();
+        Ok(Box::new(SysDevice { dev, can_reset }))
+    }
+
+    unsafe fn dma_map(&self, iova: u64, len: usize, va: *mut u8) -> Result<(), HarnessError> {
+        // SAFETY: the caller upholds vfio_dma_map's contract, which is ours.
+        unsafe { self.container.vfio_dma_map(iova, len, va) }.map_err(|source| {
+            // IOVA = VA needs as many address bits as user space uses (47);
+            // an IOMMU with a 39-bit address width refuses with EINVAL.
+            let hint = if (iova + len as u64) >> 39 != 0 {
+                " (if EINVAL: the IOMMU's address width may be below 48 bits, \
+                 which IOVA = VA needs; QEMU: -device intel-iommu,aw-bits=48)"
+            } else {
+                ""
+            };
+            HarnessError::Vfio {
+                op: format!("VFIO_IOMMU_MAP_DMA iova {iova:#x} len {len:#x}{hint}"),
+                source,
+            }
+        })
+    }
+
+    fn dma_unmap(&self, iova: u64, len: usize) -> Result<(), HarnessError> {
+        self.container
+            .vfio_dma_unmap(iova, len)
+            .map_err(|source| HarnessError::Vfio {
+                op: format!("VFIO_IOMMU_UNMAP_DMA iova {iova:#x} len {len:#x}"),
+                source,
+            })
+    }
+}
+
+struct SysDevice {
+    dev: VfioDevice,
+    can_reset: bool,
+}
+
+impl SysDevice {
+    /// File offset of `off` in region `index`.
+    fn file_offset(&self, index: u32, off: u64) -> Result<libc::off_t, DeviceError> {
+        let base = self.dev.get_region_offset(index);
+        base.checked_add(off)
+            .and_then(|o| libc::off_t::try_from(o).ok())
+            .ok_or_else(|| DeviceError::Range(format!("region {index} offset {off:#x}")))
+    }
+}
+
+impl DeviceOps for SysDevice {
+    fn region(&self, index: u32) -> Option<RegionInfo> {
+        let flags = self.dev.get_region_flags(index);
+        if flags == 0 {
+            return None;
+        }
+        Some(RegionInfo {
+            size: self.dev.get_region_size(index),
+            flags,
+        })
+    }
+
+    fn irq_count(&self, index: u32) -> u32 {
+        self.dev.get_irq_info(index).map_or(0, |i| i.count)
+    }
+
+    fn can_reset(&self) -> bool {
+        self.can_reset
+    }
+
+    fn read(&self, index: u32, off: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        let pos = self.file_offset(index, off)?;
+        // SAFETY: buf is valid for writes of buf.len() bytes; the fd is the
+        // open device, which `self.dev` keeps open.
+        let n = unsafe {
+            libc::pread(
+                self.dev.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                pos,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(n) if n == buf.len() => Ok(()),
+            Ok(n) => Err(DeviceError::Range(format!(
+                "region {index} read at {off:#x}: {n} of {} bytes",
+                buf.len()
+            ))),
+            Err(_) => Err(os_err(format!("read region {index} at {off:#x}"))),
+        }
+    }
+
+    fn write(&self, index: u32, off: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        let pos = self.file_offset(index, off)?;
+        // SAFETY: buf is valid for reads of buf.len() bytes; the fd is open.
+        let n = unsafe { libc::pwrite(self.dev.as_raw_fd(), buf.as_ptr().cast(), buf.len(), pos) };
+        match usize::try_from(n) {
+            Ok(n) if n == buf.len() => Ok(()),
+            Ok(n) => Err(DeviceError::Range(format!(
+                "region {index} write at {off:#x}: {n} of {} bytes",
+                buf.len()
+            ))),
+            Err(_) => Err(os_err(format!("write region {index} at {off:#x}"))),
+        }
+    }
+
+    fn map(&self, index: u32, len: usize) -> Result<NonNull<u8>, DeviceError> {
+        let pos = self.file_offset(index, 0)?;
+        // SAFETY: a new shared mapping chosen by the kernel (no fixed
+        // address), so no existing memory is affected; the fd is open.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.dev.as_raw_fd(),
+                pos,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err(format!("mmap region {index} ({len:#x} bytes)")));
+        }
+        NonNull::new(p.cast()).ok_or_else(|| DeviceError::Range("mmap returned null".into()))
+    }
+
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len: usize) {
+        // SAFETY: per this fn's contract the range is one mapping of ours
+        // that nothing uses any more.
+        unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+    }
+
+    fn set_irqs(&self, index: u32, fds: &[&EventFd]) -> Result<(), DeviceError> {
+        self.dev.enable_irq(index, fds.to_vec()).map_err(|e| {
+            vfio_err(
+                format!("VFIO_DEVICE_SET_IRQS index {index}, {} eventfds", fds.len()),
+                e,
+            )
+        })
+    }
+
+    fn disable_irqs(&self, index: u32) -> Result<(), DeviceError> {
+        self.dev
+            .disable_irq(index)
+            .map_err(|e| vfio_err(format!("VFIO_DEVICE_SET_IRQS disable index {index}"), e))
+    }
+
+    fn unmask_intx(&self) -> Result<(), DeviceError> {
+        self.dev
+            .unmask_irq(VFIO_PCI_INTX_IRQ_INDEX)
+            .map_err(|e| vfio_err("VFIO_DEVICE_SET_IRQS unmask INTx".into(), e))
+    }
+
+    fn reset(&self) -> Result<(), DeviceError> {
+        // vfio-ioctls issues VFIO_DEVICE_RESET when the device flags allow
+        // it, and does not return the ioctl's result.
+        self.dev.reset();
+        Ok(())
+    }
+}
+
+/// Page-aligned anonymous memory for DMA (descriptor rings and the like),
+/// unmapped on drop. VFIO pins it when it is DMA-mapped.
+pub struct AnonMemory {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; the raw pointer is
+// only handed out, never dereferenced here.
+unsafe impl Send for AnonMemory {}
+// SAFETY: as above; no interior state is touched through &self.
+unsafe impl Sync for AnonMemory {}
+
+impl AnonMemory {
+    /// The page size.
+    pub fn page_size() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(p).unwrap_or(4096)
+    }
+
+    /// Maps `len` bytes (rounded up to whole pages), zeroed and populated.
+    pub fn new(len: usize) -> Result<AnonMemory, DeviceError> {
+        let page = Self::page_size();
+        let len = len
+            .max(1)
+            .checked_next_multiple_of(page)
+            .ok_or_else(|| DeviceError::Range(format!("DMA allocation of {len} bytes")))?;
+        // SAFETY: a new private anonymous mapping at a kernel-chosen address.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err(format!("mmap {len} bytes of DMA memory")));
+        }
+        let ptr = NonNull::new(p.cast())
+            .ok_or_else(|| DeviceError::Range("mmap returned null".into()))?;
+        Ok(AnonMemory { ptr, len })
+    }
+
+    /// Start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes (whole pages).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for AnonMemory {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, of this length; nothing uses it after
+        // the owner dropped it.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// A pointer that is sent between threads with the device that owns what it
+/// points at (a BAR mapping).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendPtr(pub(crate) NonNull<u8>);
+
+// SAFETY: a BAR mapping is MMIO owned by one device value; the pointer is
+// only handed to the driver, which accesses it with volatile operations.
+unsafe impl Send for SendPtr {}
