@@ -3,26 +3,25 @@
 use pktkit_native::DriverFactory;
 
 /// The built-in drivers, in the order `pktkit drivers` lists them.
-pub fn builtin() -> [&'static DriverFactory; 5] {
-    [
-        &pktkit_drv_null::FACTORY,
-        &pktkit_drv_pair::FACTORY,
-        &pktkit_drv_tap::FACTORY,
-        &pktkit_drv_afpacket::FACTORY,
-        &crate::probe::FACTORY,
-    ]
+static BUILTIN: &[&DriverFactory] = &[
+    &pktkit_drv_null::FACTORY,
+    &pktkit_drv_pair::FACTORY,
+    &pktkit_drv_tap::FACTORY,
+    &pktkit_drv_afpacket::FACTORY,
+    &crate::probe::FACTORY,
+];
+
+/// The built-in drivers, in the order `pktkit drivers` lists them.
+pub fn builtin() -> &'static [&'static DriverFactory] {
+    BUILTIN
 }
 
 /// The driver called `name`.
 pub fn find(name: &str) -> Option<&'static DriverFactory> {
-    builtin().into_iter().find(|f| f.name == name)
+    BUILTIN.iter().copied().find(|f| f.name == name)
 }
 
 /// The names of every driver, for error messages.
 pub fn names() -> String {
-    builtin()
-        .iter()
-        .map(|f| f.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    BUILTIN.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
 }
