@@ -23,5 +23,9 @@ pub fn find(name: &str) -> Option<&'static DriverFactory> {
 
 /// The names of every driver, for error messages.
 pub fn names() -> String {
-    BUILTIN.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+    BUILTIN
+        .iter()
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -2,7 +2,7 @@
 //! these tests make (and remove), over a TAP device and over a veth pair
 //! through AF_PACKET. Needs root.
 
-mod common;
+use pktkit_testnet as common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};

@@ -2,12 +2,12 @@
 //! sockets on the other end: frames both ways, jumbo frames, ring wrap and
 //! block retirement over 10,000 frames, promiscuous mode, link changes.
 
-mod common;
+use pktkit_testnet as common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{frame, seq_of, Netns, RawSocket};
+use common::{frame, seq_of, NetNs, RawSocket};
 use pktkit_drv_afpacket::FACTORY;
 use pktkit_native::pool::HugePages;
 use pktkit_native::{
@@ -80,13 +80,13 @@ fn wait_link(dev: &mut Box<dyn Driver>, up: bool) -> bool {
 }
 
 struct Veth {
-    ns: Netns,
+    ns: NetNs,
     ours: String,
     peer: String,
 }
 
 fn veth(tag: &str) -> Veth {
-    let ns = Netns::new(tag);
+    let ns = NetNs::new(tag);
     let pid = std::process::id();
     let ours = format!("pa{pid}");
     let peer = format!("pb{pid}");

@@ -103,19 +103,7 @@ fn create(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {
     Ok(vec![Box::new(a), Box::new(b)])
 }
 
-/// Parses `xx:xx:xx:xx:xx:xx` (hex, `:` or `-` separated).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
+pub use pktkit_native::options::parse_mac;
 
 /// The control side of one end of a pair.
 pub struct PairDriver {

@@ -1,13 +1,13 @@
 //! A real TAP in a throw-away network namespace: frames both ways, jumbo
 //! frames, the ARP of a ping, link changes seen through rtnetlink.
 
-mod common;
+use pktkit_testnet as common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{frame, seq_of, wait_readable, Netns, RawSocket};
+use common::{frame, seq_of, wait_readable, NetNs, RawSocket};
 use pktkit_drv_tap::FACTORY;
 use pktkit_native::pool::HugePages;
 use pktkit_native::{
@@ -70,7 +70,7 @@ fn service_until_change(dev: &mut Box<dyn Driver>) -> bool {
 /// Whether the interface disappears soon. A process forked by a concurrent
 /// test may briefly hold a copy of the TAP fd until it execs (the fd is
 /// close-on-exec), which delays the removal a little.
-fn gone(ns: &Netns, ifname: &str) -> bool {
+fn gone(ns: &NetNs, ifname: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         if !ns.ip_ok(&["link", "show", ifname]) {
@@ -87,7 +87,7 @@ fn tap_end_to_end() {
         eprintln!("skipped: tap_end_to_end needs root");
         return;
     }
-    let ns = Netns::new("pktap");
+    let ns = NetNs::new("pktap");
     let ifname = format!("pk{}", std::process::id());
     ns.run(|| {
         let pool = Pool::new(&PoolConfig {
@@ -192,7 +192,7 @@ fn default_name_is_chosen_by_the_kernel() {
         eprintln!("skipped: needs root");
         return;
     }
-    let ns = Netns::new("pktapd");
+    let ns = NetNs::new("pktapd");
     ns.run(|| {
         let pool = Pool::new(&PoolConfig {
             name: "tapd".into(),

@@ -1,9 +1,12 @@
-//! Test plumbing: a throw-away network namespace, `ip`, raw sockets.
-
-#![allow(dead_code)]
+//! Test plumbing for tests with a real Linux peer: throw-away network
+//! namespaces (removed on drop, also when a test fails), `ip`, AF_PACKET raw
+//! sockets and numbered test frames. Only for tests: it panics on failure.
+//! Tests use addresses of the documentation ranges inside namespaces they
+//! make themselves.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Whether we may create namespaces and interfaces.
@@ -12,17 +15,61 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A unique short name (interface names are at most 15 bytes).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a command; panics with its stderr on failure.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A network namespace deleted (with its interfaces) when dropped.
-pub struct Netns {
+pub struct NetNs {
+    /// Its name (under /run/netns).
     pub name: String,
 }
 
-impl Netns {
-    pub fn new(tag: &str) -> Netns {
-        let name = format!("{tag}{}", std::process::id());
+impl NetNs {
+    /// Creates a namespace with a unique name starting with `tag`, loopback up.
+    pub fn new(tag: &str) -> NetNs {
+        let name = unique(tag);
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
-        Netns { name }
+        let ns = NetNs { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs a command in the namespace; panics on failure.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+
+    /// Runs a command in the namespace; returns its output whatever the status.
+    pub fn try_exec(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("spawn ip netns exec")
     }
 
     /// Runs `ip -n <ns> args...`, panicking on failure.
@@ -67,7 +114,7 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
+impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
@@ -75,6 +122,7 @@ impl Drop for Netns {
     }
 }
 
+/// Runs `ip args...` in the current namespace, panicking on failure.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
@@ -88,6 +136,7 @@ pub fn ip(args: &[&str]) {
 pub struct RawSocket(OwnedFd);
 
 impl RawSocket {
+    /// Opens a raw socket bound to `ifname` (all protocols).
     pub fn bind(ifname: &str) -> RawSocket {
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket creation; checked below.
@@ -116,6 +165,7 @@ impl RawSocket {
         RawSocket(fd)
     }
 
+    /// Sends one frame; panics on failure.
     pub fn send(&self, frame: &[u8]) {
         // SAFETY: sends from a live slice.
         let r = unsafe { libc::send(self.0.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
@@ -215,5 +265,14 @@ impl RawSocket {
             )
         };
         assert_eq!(r, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Deletes a link in the current namespace on drop.
+pub struct LinkGuard(pub String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
     }
 }
