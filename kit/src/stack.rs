@@ -123,6 +123,8 @@ pub struct Stack {
     events: Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>,
     proto: Arc<Mutex<ProtoShared>>,
     proto_task: Mutex<Option<TaskId>>,
+    /// Multicast groups programmed for the protocol layer, per interface index.
+    proto_groups: Mutex<HashMap<u32, Vec<[u8; 6]>>>,
     pci: Arc<crate::pci::VfioOpener>,
 }
 
@@ -149,6 +151,7 @@ impl Stack {
                 ports: Vec::new(),
             })),
             proto_task: Mutex::new(None),
+            proto_groups: Mutex::new(HashMap::new()),
             pci: Arc::new(crate::pci::VfioOpener::new(pool.clone())),
         })
     }
@@ -186,7 +189,26 @@ impl Stack {
             p.net.link_changed(iface.index, up);
             p.ports.push((iface.index, port));
         }
+        self.sync_groups(&iface)?;
         self.respawn_proto();
+        Ok(())
+    }
+
+    /// Programs the multicast groups the protocol layer needs on `iface`
+    /// (IPv6 all-nodes and solicited-node groups, IPv4 all-hosts) into its
+    /// filter, and drops the ones no address needs any more.
+    fn sync_groups(&self, iface: &Interface) -> Result<(), StackError> {
+        let addrs = lock(&self.proto).net.addresses(iface.index)?;
+        let want = crate::proto::required_groups(&addrs);
+        let mut had = lock(&self.proto_groups);
+        let old = had.remove(&iface.index).unwrap_or_default();
+        for g in old.iter().filter(|g| !want.contains(g)) {
+            iface.leave_multicast(*g)?;
+        }
+        for g in want.iter().filter(|g| !old.contains(g)) {
+            iface.join_multicast(*g)?;
+        }
+        had.insert(iface.index, want);
         Ok(())
     }
 
@@ -209,6 +231,7 @@ impl Stack {
     }
 
     fn detach_proto(&self, index: u32) {
+        lock(&self.proto_groups).remove(&index);
         let removed = {
             let mut p = lock(&self.proto);
             let before = p.ports.len();
@@ -235,7 +258,7 @@ impl Stack {
         let cidr = IpCidr::new(IpAddress::from(addr), plen);
         lock(&self.proto).net.add_address(iface.index, cidr)?;
         iface.add_addr(addr, plen);
-        Ok(())
+        self.sync_groups(&iface)
     }
 
     /// Removes an address from an interface.
@@ -256,7 +279,7 @@ impl Stack {
         let cidr = IpCidr::new(IpAddress::from(addr), plen);
         lock(&self.proto).net.remove_address(iface.index, cidr)?;
         iface.remove_addr(addr);
-        Ok(())
+        self.sync_groups(&iface)
     }
 
     /// Adds a route `dest/plen` via `gw`.

@@ -228,6 +228,31 @@ fn pair_interfaces_exchange_tcp_through_the_stack() {
         back.len(),
         data.len()
     );
+    // IPv6 link-local ping through the pair's NIC-like filter: works only
+    // because the stack programmed the all-nodes and solicited-node groups.
+    let p1 = st.interface("pair1").unwrap();
+    let ll = pktkit::proto::link_local(p1.state().mac);
+    let o = ll.address().octets();
+    let solicited = [0x33, 0x33, 0xff, o[13], o[14], o[15]];
+    assert!(
+        p1.state().multicast.contains(&solicited),
+        "{:x?}",
+        p1.state().multicast
+    );
+    let h = st.with_proto(|n| n.ping_open(idx0, 0x77)).unwrap();
+    let t0 = Instant::now();
+    let mut replied = false;
+    while !replied && t0.elapsed() < Duration::from_secs(5) {
+        let target = pktkit::proto::IpAddress::Ipv6(ll.address());
+        let _ = st.with_proto(|n| n.ping_send(idx0, h, target, 1, b"v6"));
+        std::thread::sleep(Duration::from_millis(50));
+        replied = st
+            .with_proto(|n| n.ping_recv(idx0, h))
+            .ok()
+            .flatten()
+            .is_some();
+    }
+    assert!(replied, "no ICMPv6 echo reply through the filtered pair");
     let pool = st.pool().clone();
     Arc::try_unwrap(st)
         .ok()

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use pktkit::proto::{
-    link_local, Datagram, IpAddress, IpCidr, NetStack, Port, ProtoError, Service, SocketHandle,
-    TcpState,
+    link_local, required_groups, Datagram, IpAddress, IpCidr, NetStack, Port, ProtoError, Service,
+    SocketHandle, TcpState,
 };
 use pktkit_native::pool::HugePages;
 use pktkit_native::{
-    AttachArgs, Driver, Mbuf, OwnerId, PacketBatch, Pool, PoolConfig, Queues, RxQueue, TxQueue,
+    AttachArgs, Control, Driver, Mbuf, OwnerId, PacketBatch, Pool, PoolConfig, Queues, RxQueue,
+    TxQueue,
 };
 
 #[global_allocator]
@@ -151,6 +152,12 @@ impl Bench {
             .expect("addr2");
         stack.serve(Service::Echo).expect("echo");
         stack.serve(Service::Discard).expect("discard");
+        // The pair filters like a NIC: program the groups NDP needs.
+        for (d, side) in [(&mut d1, SIDE1), (&mut d2, SIDE2)] {
+            let groups = required_groups(&stack.addresses(side).expect("addresses"));
+            d.control(&Control::SetMulticast(groups))
+                .expect("multicast");
+        }
         Bench {
             stack,
             ports: [p1, p2],

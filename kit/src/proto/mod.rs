@@ -296,9 +296,50 @@ pub fn link_local(mac: [u8; 6]) -> Ipv6Cidr {
     Ipv6Cidr::new(Ipv6Address::from(octets), 64)
 }
 
+/// The link-layer multicast groups an interface with these addresses must
+/// receive for the protocols to work: IPv4 all-hosts 224.0.0.1 (RFC 1112
+/// §6.4) when it has an IPv4 address, and for IPv6 all-nodes ff02::1 and each
+/// address's solicited-node group ff02::1:ffXX:XXXX (RFC 4291 §2.7.1), mapped
+/// to 33:33 + the low 32 bits (RFC 2464 §7). NDP fails on a NIC whose filter
+/// lacks them, so the stack programs them into every protocol interface.
+pub fn required_groups(addrs: &[IpCidr]) -> Vec<[u8; 6]> {
+    let mut groups: Vec<[u8; 6]> = Vec::new();
+    let mut add = |g: [u8; 6]| {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    };
+    for a in addrs {
+        match a {
+            IpCidr::Ipv4(_) => add([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]),
+            IpCidr::Ipv6(c) => {
+                let o = c.address().octets();
+                add([0x33, 0x33, 0x00, 0x00, 0x00, 0x01]);
+                add([0x33, 0x33, 0xff, o[13], o[14], o[15]]);
+            }
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn required_groups_follow_addresses() {
+        let ll = link_local([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+        let g = required_groups(&[IpCidr::Ipv6(ll), "192.0.2.1/24".parse().unwrap()]);
+        assert_eq!(
+            g,
+            [
+                [0x33, 0x33, 0, 0, 0, 1],
+                [0x33, 0x33, 0xff, 0x12, 0x34, 0x56],
+                [0x01, 0x00, 0x5e, 0, 0, 1]
+            ]
+        );
+        assert!(required_groups(&[]).is_empty());
+    }
 
     #[test]
     fn link_local_is_eui64() {
