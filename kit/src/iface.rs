@@ -12,7 +12,7 @@
 //! a queue mutex; `state` alone.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -162,6 +162,10 @@ pub struct Interface {
     queues: Mutex<Option<QueueSet>>,
     subscribers: Mutex<Vec<mpsc::Sender<IfEvent>>>,
     stack_drops: AtomicU64,
+    /// Captures on this interface; `tapping` mirrors "non-empty" so the
+    /// packet path pays one relaxed load when nobody captures.
+    taps: Mutex<Vec<Arc<crate::bpf::Tap>>>,
+    tapping: AtomicBool,
 }
 
 impl Interface {
@@ -198,6 +202,8 @@ impl Interface {
             queues: Mutex::new(None),
             subscribers: Mutex::new(Vec::new()),
             stack_drops: AtomicU64::new(0),
+            taps: Mutex::new(Vec::new()),
+            tapping: AtomicBool::new(false),
         }
     }
 
@@ -444,6 +450,40 @@ impl Interface {
         let before = st.addrs.len();
         st.addrs.retain(|(a, _)| *a != addr);
         st.addrs.len() != before
+    }
+
+    /// Starts a capture on this interface.
+    pub fn add_tap(&self, tap: Arc<crate::bpf::Tap>) {
+        let mut t = lock(&self.taps);
+        t.push(tap);
+        self.tapping.store(true, Ordering::Release);
+    }
+
+    /// Stops a capture.
+    pub fn remove_tap(&self, tap: &Arc<crate::bpf::Tap>) {
+        let mut t = lock(&self.taps);
+        t.retain(|x| !Arc::ptr_eq(x, tap));
+        self.tapping.store(!t.is_empty(), Ordering::Release);
+    }
+
+    /// Offers the packets of `batch` from position `from` on to every
+    /// capture (the packet path calls this on every burst).
+    #[inline]
+    pub fn tap_batch(
+        &self,
+        dir: crate::bpf::Direction,
+        batch: &pktkit_native::PacketBatch,
+        from: usize,
+    ) {
+        if !self.tapping.load(Ordering::Relaxed) {
+            return;
+        }
+        let taps = lock(&self.taps);
+        for m in batch.iter().skip(from) {
+            for t in taps.iter() {
+                t.offer(dir, m);
+            }
+        }
     }
 
     /// Counts packets the stack dropped on this interface.

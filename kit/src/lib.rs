@@ -9,11 +9,13 @@
 //! - [`registry`]: every driver the stack can attach;
 //! - [`proto`]: the protocol layer (smoltcp) and the built-in services;
 //! - [`bench`]: forwarding and pool benchmarks;
+//! - [`bpf`]: packet taps with filter expressions, and pcap files;
 //! - [`alloc_count`]: a counting global allocator for the no-heap-on-the-packet-path check;
 //! - [`probe`]: a test driver that detects concurrent entry.
 
 pub mod alloc_count;
 pub mod bench;
+pub mod bpf;
 pub mod cli;
 pub mod iface;
 pub mod pci;

@@ -20,6 +20,7 @@ use pktkit_native::options::DriverSpec;
 use pktkit_native::pool::HugePages;
 use pktkit_native::{AttachArgs, DriverError, PacketBatch, Pool, PoolConfig, PoolError, BATCH_MAX};
 
+use crate::bpf::Direction;
 use crate::iface::{IfEvent, Interface, SharedRx, SharedTx};
 use crate::proto::{IpAddress, IpCidr, NetStack, Port, ProtoError, Service};
 use crate::registry;
@@ -693,6 +694,8 @@ impl Task for ForwardTask {
             lock(&self.rx).rx_burst(&mut self.batch)
         };
         if !self.batch.is_empty() {
+            self.from.tap_batch(Direction::In, &self.batch, 0);
+            self.to.tap_batch(Direction::Out, &self.batch, 0);
             {
                 let _entry = self.to.lock.enter();
                 lock(&self.tx).tx_burst(&mut self.batch);
@@ -750,11 +753,19 @@ pub struct IfPort {
 
 impl Port for IfPort {
     fn recv(&mut self, batch: &mut PacketBatch) -> usize {
-        let _entry = self.iface.lock.enter();
-        lock(&self.rx).rx_burst(batch)
+        let from = batch.len();
+        let n = {
+            let _entry = self.iface.lock.enter();
+            lock(&self.rx).rx_burst(batch)
+        };
+        self.iface.tap_batch(Direction::In, batch, from);
+        n
     }
 
     fn send(&mut self, batch: &mut PacketBatch) -> usize {
+        // Captured before the driver takes them (a frame the ring refuses and
+        // the stack retries is captured again).
+        self.iface.tap_batch(Direction::Out, batch, 0);
         let _entry = self.iface.lock.enter();
         lock(&self.tx).tx_burst(batch)
     }
