@@ -8,6 +8,7 @@ static BUILTIN: &[&DriverFactory] = &[
     &pktkit_drv_pair::FACTORY,
     &pktkit_drv_tap::FACTORY,
     &pktkit_drv_afpacket::FACTORY,
+    &pktkit_drv_virtio::FACTORY,
     &pktkit_drv_e1000::FACTORY,
     &crate::probe::FACTORY,
 ];

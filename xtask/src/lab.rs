@@ -83,9 +83,21 @@ const MODELS: &[Model] = &[
         qemu: "e1000e",
         id: "8086:10d3",
     },
+    // iommu_platform=on: without it QEMU's virtio devices bypass the
+    // (emulated) IOMMU and take VFIO's IOVAs for guest-physical addresses,
+    // so no DMA reaches the driver's rings (measured: a control command
+    // never completes). With it the device offers VIRTIO_F_ACCESS_PLATFORM.
     Model {
         name: "virtio",
-        qemu: "virtio-net-pci,disable-legacy=on",
+        qemu: "virtio-net-pci,disable-legacy=on,iommu_platform=on",
+        id: "1af4:1041",
+    },
+    // The same with VIRTIO_NET_F_MQ offered (one MSI-X vector per queue plus
+    // config and control). A hub port has one queue, so the device offers
+    // one queue pair: this exercises MQ negotiation and VQ_PAIRS_SET.
+    Model {
+        name: "virtio-mq",
+        qemu: "virtio-net-pci,disable-legacy=on,iommu_platform=on,mq=on,vectors=8",
         id: "1af4:1041",
     },
     Model {
@@ -140,10 +152,12 @@ struct Options {
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
 [--example NAME]... [--timeout SECS] [--mem SIZE] [--keep] [--verbose]
   --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,virtio,virtio);
-                  known: e1000 e1000e virtio rtl8139 pcnet i82559er ne2k_pci vmxnet3 tulip
+                  known: e1000 e1000e virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
+                  vmxnet3 tulip
   --cmd CMD       shell command to run in the guest (default: pktkit drivers && ls -l /dev/vfio)
   --bin PATH      copy an extra static binary into the guest's /bin (repeatable)
-  --example NAME  build pktkit-harness's example NAME statically and copy it in (repeatable)
+  --example NAME  build the example NAME (of the harness or a driver crate) statically
+                  and copy it in (repeatable)
   --timeout SECS  kill QEMU after this long (default 180; none with --keep)
   --mem SIZE      guest memory (default 1G)
   --keep          after the command, keep the guest up with a shell on the console
@@ -445,7 +459,14 @@ fn build_guest_binaries(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, Stri
         "pktkit",
     ]);
     for ex in &opts.examples {
-        cmd.args(["-p", "pktkit-harness", "--example", ex]);
+        // An example of the harness or of a driver crate (e.g. virtio_loop).
+        let pkg = example_package(&root(), ex).unwrap_or_else(|| "pktkit-harness".into());
+        cmd.args(["-p", &pkg, "--example", ex]);
+    }
+    if !opts.examples.is_empty() {
+        // With target filters cargo builds only the targets named: name
+        // pktkit's binary too, or the guest would get a stale one.
+        cmd.args(["--bin", "pktkit"]);
     }
     // crt-static links glibc statically, which is fine for programs that
     // never dlopen. The target dir is our own so these flags do not force a
@@ -702,6 +723,25 @@ echo "{MARK_CMD_EXIT}$?"
 
 // ---------------------------------------------------------------------------
 // QEMU.
+
+/// The workspace package whose directory holds `examples/NAME.rs`: the
+/// harness, the kit or a native driver crate.
+fn example_package(root: &Path, name: &str) -> Option<String> {
+    let mut dirs = vec![root.join("harness"), root.join("kit")];
+    if let Ok(rd) = fs::read_dir(root.join("native/drivers")) {
+        let mut drivers: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        drivers.sort();
+        dirs.extend(drivers);
+    }
+    let dir = dirs
+        .into_iter()
+        .find(|d| d.join("examples").join(format!("{name}.rs")).is_file())?;
+    let toml = fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+    toml.lines().map(str::trim).find_map(|l| {
+        let v = l.strip_prefix("name")?.trim_start().strip_prefix('=')?;
+        Some(v.trim().trim_matches('"').to_owned())
+    })
+}
 
 struct Outcome {
     console: String,
@@ -1101,6 +1141,20 @@ hello\r
         assert!(parse_nics(&vec!["e1000"; 30].join(",")).is_err());
         assert_eq!(nic_bdf(0), "0000:00:02.0");
         assert_eq!(nic_bdf(14), "0000:00:10.0");
+    }
+
+    #[test]
+    fn examples_are_found_in_their_crates() {
+        let root = crate::root();
+        assert_eq!(
+            example_package(&root, "vfio_probe").as_deref(),
+            Some("pktkit-harness")
+        );
+        assert_eq!(
+            example_package(&root, "virtio_loop").as_deref(),
+            Some("pktkit-drv-virtio")
+        );
+        assert_eq!(example_package(&root, "no_such_example"), None);
     }
 
     #[test]
