@@ -12,11 +12,17 @@
 //!   does not wrap. `unsafe` code lives in `sys`; `ops` declares the two
 //!   unsafe seam methods (DMA mapping, BAR unmapping) and `vfio` calls them.
 //!
+//! - [`conformance`]: the conformance suite, which drives a device under
+//!   test and a peer through the driver contract and reports named checks
+//!   (JSON, JUnit XML); `pktkit harness test` runs it. Its two syscalls
+//!   (poll, getrusage) live in its `os` module.
+//!
 //! Real behaviour is proven in the lab (`cargo xtask lab`), against QEMU's
 //! emulated NICs behind an emulated IOMMU.
 
 #![deny(unsafe_code)]
 
+pub mod conformance;
 pub mod error;
 #[allow(unsafe_code)] // declares the unsafe seam methods
 pub mod ops;

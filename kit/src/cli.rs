@@ -42,6 +42,8 @@ pub struct RunPlan {
     pub pool_buffers: usize,
     /// `--duration`.
     pub duration: Option<Duration>,
+    /// `--instance`: names the control socket.
+    pub instance: String,
 }
 
 /// An address with prefix length, `ADDR/PLEN`.
@@ -172,6 +174,17 @@ pub fn run(plan: RunPlan) -> ExitCode {
         }
     }
 
+    // The instance's control socket is claimed once every input has been
+    // checked (so input errors are reported as such even while another
+    // stack of this instance runs) and before anything starts.
+    let listener = match crate::ctl::Listener::bind(&plan.instance) {
+        Ok(l) => l,
+        Err(e) => {
+            stack.shutdown();
+            return usage_error(e);
+        }
+    };
+
     // 4. Start.
     let started = (|| -> Result<(), crate::stack::StackError> {
         for n in &names {
@@ -225,6 +238,20 @@ pub fn run(plan: RunPlan) -> ExitCode {
         );
     }
     eprintln!("pktkit: running with {} (Ctrl-C to stop)", names.join(", "));
+    // The control thread shares the stack until it is stopped (step 6).
+    let stack = std::sync::Arc::new(stack);
+    let server = match listener.serve(stack.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::ctl::shutdown_stack(stack);
+            return usage_error(e);
+        }
+    };
+    eprintln!(
+        "pktkit: instance {} control socket {}",
+        plan.instance,
+        server.path().display()
+    );
 
     // 5. Wait for a signal, logging events.
     let t0 = Instant::now();
@@ -256,7 +283,8 @@ pub fn run(plan: RunPlan) -> ExitCode {
     // 6. Counters, then stop.
     print!("{}", counters_table(&stack));
     let _ = std::io::stdout().flush();
-    stack.shutdown();
+    drop(server);
+    crate::ctl::shutdown_stack(stack);
     ExitCode::SUCCESS
 }
 
@@ -478,6 +506,21 @@ pub fn bench_pool(json: bool) -> ExitCode {
     }
 }
 
+/// `pktkit new native NAME`.
+pub fn new_native(req: crate::new::NewNative) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match crate::new::new_native(&req, &cwd) {
+        Ok(dir) => {
+            println!("created {} (driver '{}')", dir.display(), req.name);
+            if req.dir.is_none() {
+                println!("registered: rebuild pktkit and `pktkit drivers` lists it");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
 /// `pktkit harness bind|unbind BDF`: hands a PCI function to vfio-pci (or
 /// back to its driver).
 pub fn harness_bind(bdf: &str, bind: bool) -> ExitCode {
@@ -501,6 +544,170 @@ pub fn harness_bind(bdf: &str, bind: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => usage_error(e),
+    }
+}
+
+/// What `pktkit harness test` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct TestPlan {
+    /// `-d`: the device under test, `NAME[,key=value...]`.
+    pub dut: String,
+    /// `--peer`: its peer on the same wire.
+    pub peer: String,
+    /// `--json FILE`.
+    pub json: Option<std::path::PathBuf>,
+    /// `--junit FILE`.
+    pub junit: Option<std::path::PathBuf>,
+    /// `--mac`: the MAC the DUT must report.
+    pub mac: Option<String>,
+}
+
+/// Buffers in the conformance suite's pool.
+const TEST_POOL_BUFFERS: usize = 8192;
+
+/// `pktkit harness test`: runs the conformance suite
+/// (`pktkit_harness::conformance`) on a DUT and a peer, prints the table,
+/// writes the reports; exit 1 when a check failed, 2 on bad input.
+///
+/// Both are created through the registry. When DUT and peer are the same
+/// spec of a driver whose one attach makes two devices (`-d pair --peer
+/// pair`), one attach makes both: the first device is the DUT (pair0), the
+/// second its peer (pair1), and the re-attach check re-makes both.
+/// Otherwise each attach is its own, and re-attach re-makes only the DUT.
+pub fn harness_test(plan: &TestPlan) -> ExitCode {
+    use pktkit_harness::conformance::{self, Devices, SuiteConfig};
+    use pktkit_native::{AttachArgs, DriverError};
+
+    let mut specs = Vec::new();
+    for (what, s) in [("-d", &plan.dut), ("--peer", &plan.peer)] {
+        let spec = match DriverSpec::parse(s) {
+            Ok(v) => v,
+            Err(e) => return usage_error(format!("{what} {s}: {e}")),
+        };
+        if let Err(e) = Stack::check(&spec) {
+            return usage_error(e);
+        }
+        let Some(f) = registry::find(&spec.name) else {
+            return usage_error(format!("unknown driver '{}'", spec.name));
+        };
+        specs.push((spec, f));
+    }
+    let expected_mac = match plan
+        .mac
+        .as_deref()
+        .map(|m| (m, pktkit_native::options::parse_mac(m)))
+    {
+        None => None,
+        Some((_, Some(m))) => Some(m),
+        Some((m, None)) => return usage_error(format!("--mac '{m}' is not xx:xx:xx:xx:xx:xx")),
+    };
+    let (dut_spec, dut_f) = specs[0].clone();
+    let (peer_spec, peer_f) = specs[1].clone();
+    let one_attach = dut_spec == peer_spec && dut_f.devices >= 2;
+
+    let pool = match pktkit_native::Pool::new(&pktkit_native::PoolConfig::new(
+        "conformance",
+        TEST_POOL_BUFFERS,
+    )) {
+        Ok(p) => p,
+        Err(e) => return usage_error(e),
+    };
+    let uses_pci = |s: &DriverSpec| s.options.contains_key("pci");
+    let opener: Option<std::sync::Arc<dyn pktkit_native::device::PciOpener>> =
+        (uses_pci(&dut_spec) || uses_pci(&peer_spec))
+            .then(|| std::sync::Arc::new(crate::pci::VfioOpener::new(pool.clone())) as _);
+    let name = |f: &pktkit_native::DriverFactory, unit: usize| format!("{}{unit}", f.prefix);
+    let dut_if = name(dut_f, 0);
+    let peer_if = if one_attach {
+        name(peer_f, 1)
+    } else if peer_f.prefix == dut_f.prefix {
+        name(peer_f, dut_f.devices)
+    } else {
+        name(peer_f, 0)
+    };
+    let owners = match (pool.register_owner(&dut_if), pool.register_owner(&peer_if)) {
+        (Ok(a), Ok(b)) => [a, b],
+        (Err(e), _) | (_, Err(e)) => return usage_error(e),
+    };
+    let create = |spec: &DriverSpec,
+                  f: &pktkit_native::DriverFactory,
+                  owners: Vec<pktkit_native::OwnerId>,
+                  ifnames: Vec<String>|
+     -> Result<Vec<Box<dyn pktkit_native::Driver>>, DriverError> {
+        let devs = (f.create)(&AttachArgs {
+            options: spec.options.clone(),
+            pool: pool.clone(),
+            owners,
+            ifnames,
+            pci: opener.clone(),
+        })?;
+        if devs.is_empty() {
+            return Err(DriverError::NoDevice(format!(
+                "{}: attach made no device",
+                f.name
+            )));
+        }
+        Ok(devs)
+    };
+    let mut first = true;
+    let mut attach = || -> Result<Devices, DriverError> {
+        if one_attach {
+            let mut d = create(
+                &dut_spec,
+                dut_f,
+                owners.to_vec(),
+                vec![dut_if.clone(), peer_if.clone()],
+            )?
+            .into_iter();
+            let (Some(dut), peer) = (d.next(), d.next()) else {
+                return Err(DriverError::NoDevice("attach made no device".into()));
+            };
+            return Ok(Devices { dut, peer });
+        }
+        // A driver of several devices gives its first one here.
+        let dut = create(&dut_spec, dut_f, vec![owners[0]], vec![dut_if.clone()])?
+            .into_iter()
+            .next();
+        let peer = if first {
+            first = false;
+            create(&peer_spec, peer_f, vec![owners[1]], vec![peer_if.clone()])?
+                .into_iter()
+                .next()
+        } else {
+            None
+        };
+        let dut = dut.ok_or_else(|| DriverError::NoDevice("attach made no device".into()))?;
+        Ok(Devices { dut, peer })
+    };
+    let cfg = SuiteConfig {
+        dut_label: format!("{dut_if} ({})", plan.dut),
+        peer_label: format!("{peer_if} ({})", plan.peer),
+        expected_mac,
+        peer_in_same_attach: one_attach,
+        ..SuiteConfig::default()
+    };
+    let report = conformance::run(&cfg, &pool, owners, &mut attach);
+    print!("{}", report.table());
+    let _ = std::io::stdout().flush();
+    let mut write_failed = false;
+    for (path, text) in [
+        (&plan.json, report.to_json()),
+        (&plan.junit, report.to_junit()),
+    ] {
+        if let Some(p) = path {
+            if let Err(e) = std::fs::write(p, text) {
+                eprintln!("pktkit: {}: {e}", p.display());
+                write_failed = true;
+            }
+        }
+    }
+    if write_failed {
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

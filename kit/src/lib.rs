@@ -9,6 +9,7 @@
 //! - [`registry`]: every driver the stack can attach;
 //! - [`proto`]: the protocol layer (smoltcp) and the built-in services;
 //! - [`bench`]: forwarding and pool benchmarks;
+//! - [`ctl`]: the control socket of a running stack and its client commands;
 //! - [`bpf`]: packet taps with filter expressions, and pcap files;
 //! - [`alloc_count`]: a counting global allocator for the no-heap-on-the-packet-path check;
 //! - [`probe`]: a test driver that detects concurrent entry.
@@ -17,7 +18,9 @@ pub mod alloc_count;
 pub mod bench;
 pub mod bpf;
 pub mod cli;
+pub mod ctl;
 pub mod iface;
+pub mod new;
 pub mod pci;
 pub mod probe;
 pub mod proto;

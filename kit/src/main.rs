@@ -25,6 +25,13 @@ struct Cli {
 enum Cmd {
     /// Run the stack in the foreground until SIGINT/SIGTERM.
     Run(RunArgs),
+    #[command(flatten)]
+    Ctl(pktkit::ctl::client::CtlCmd),
+    /// Make a new driver crate from a template.
+    New {
+        #[command(subcommand)]
+        which: NewCmd,
+    },
     /// List every available driver with its kind, description and options.
     Drivers {
         /// One JSON object per driver, in an array.
@@ -44,6 +51,32 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum NewCmd {
+    /// A native Rust PCI driver (templates/native-driver).
+    Native {
+        /// Driver name (`-d NAME`); the crate is pktkit-drv-NAME.
+        name: String,
+        /// Interface prefix (default: the name).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// PCI vendor id it attaches to.
+        #[arg(long, default_value = "0x8086", value_parser = parse_hex16)]
+        vendor: u16,
+        /// PCI device id it attaches to.
+        #[arg(long, default_value = "0x100e", value_parser = parse_hex16)]
+        device: u16,
+        /// Make a standalone crate here instead of native/drivers/NAME.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+fn parse_hex16(s: &str) -> Result<u16, String> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    u16::from_str_radix(h, 16).map_err(|_| format!("'{s}' is not a 16-bit hex id"))
+}
+
+#[derive(Subcommand)]
 enum HarnessCmd {
     /// Hand a PCI function to vfio-pci (loading the vfio modules if needed).
     Bind {
@@ -54,6 +87,25 @@ enum HarnessCmd {
     Unbind {
         /// PCI address, DDDD:BB:DD.F.
         bdf: String,
+    },
+    /// Run the conformance suite on a device under test and a peer on the
+    /// same wire (`-d pair --peer pair`: one pair attach, pair0 is the DUT).
+    Test {
+        /// The device under test: NAME[,key=value...], e.g. e1000,pci=0000:00:02.0.
+        #[arg(short = 'd', long = "driver")]
+        dut: String,
+        /// Its peer on the same wire: NAME[,key=value...].
+        #[arg(long)]
+        peer: String,
+        /// Write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Write the report as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<std::path::PathBuf>,
+        /// The MAC the DUT must report (e.g. QEMU's mac=).
+        #[arg(long)]
+        mac: Option<String>,
     },
 }
 
@@ -89,6 +141,9 @@ struct RunArgs {
     /// Stop by itself after this many seconds (for scripts).
     #[arg(long)]
     duration: Option<f64>,
+    /// Instance name: the control socket is DIR/NAME.sock (see `pktkit instances`).
+    #[arg(long, default_value = "default")]
+    instance: String,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +178,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.verbose);
     match cli.cmd {
+        Cmd::New {
+            which:
+                NewCmd::Native {
+                    name,
+                    prefix,
+                    vendor,
+                    device,
+                    dir,
+                },
+        } => cli::new_native(pktkit::new::NewNative {
+            name,
+            prefix,
+            vendor,
+            device,
+            dir,
+        }),
+        Cmd::Ctl(c) => pktkit::ctl::client::run(c),
         Cmd::Drivers { json } => {
             print!("{}", cli::drivers_listing(json));
             ExitCode::SUCCESS
@@ -139,6 +211,7 @@ fn main() -> ExitCode {
                 workers: a.workers,
                 pool_buffers: a.pool_buffers,
                 duration: a.duration.map(Duration::from_secs_f64),
+                instance: a.instance,
             };
             cli::run(plan)
         }
@@ -167,5 +240,21 @@ fn main() -> ExitCode {
         Cmd::Harness {
             which: HarnessCmd::Unbind { bdf },
         } => cli::harness_bind(&bdf, false),
+        Cmd::Harness {
+            which:
+                HarnessCmd::Test {
+                    dut,
+                    peer,
+                    json,
+                    junit,
+                    mac,
+                },
+        } => cli::harness_test(&cli::TestPlan {
+            dut,
+            peer,
+            json,
+            junit,
+            mac,
+        }),
     }
 }

@@ -56,6 +56,21 @@
 //! [`AttachArgs::owner`], and must have freed all of them when `stop` returns
 //! and when the driver is dropped: the stack checks the owner's count after
 //! detach and reports any leak.
+//!
+//! # Reset and fault injection (for the conformance suite)
+//!
+//! Two defaulted methods exist for `pktkit-harness`'s conformance suite and
+//! answer [`DriverError::Unsupported`] unless a driver implements them:
+//!
+//! - [`Driver::reset`] is *stop + reset + start*: the caller stops the
+//!   driver first (so no queue handed out before survives it), `reset`
+//!   resets the function (`PciDevice::reset`, or the device's own reset
+//!   where the function has no FLR) and re-initialises the device as attach
+//!   did, and the caller then `start`s it again. Queues handed out before
+//!   the reset are invalid after it: the stop before it took them back.
+//! - [`Driver::inject_fault`] makes the device misbehave on purpose (e.g.
+//!   DMA to an IOVA the IOMMU does not map) while started. The next
+//!   `stop` + `start` must bring the device back to normal operation.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -328,6 +343,17 @@ impl DriverError {
     }
 }
 
+/// A fault a test asks a driver to provoke ([`Driver::inject_fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Point the receive descriptors the device owns at this IOVA, which the
+    /// IOMMU does not map, so the device's next receive DMA faults (the
+    /// guest kernel logs a DMAR fault). The driver keeps its own buffers and
+    /// restores the ring on the next `stop` + `start`.
+    RxBufferIova(u64),
+}
+
 /// The data path of a started driver.
 pub struct Queues {
     /// One per receive queue, index = queue number.
@@ -374,6 +400,23 @@ pub trait Driver: Send {
     /// Key facts for nicinfo (PCI address and ids, ring sizes, ...).
     fn describe(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+    /// Function-level reset and re-init, called only while stopped (see
+    /// "Reset and fault injection" above): queues handed out before are
+    /// invalid after it, and `start` works again once it returns `Ok`.
+    fn reset(&mut self) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported(format!(
+            "{}: function reset and re-init",
+            self.name()
+        )))
+    }
+    /// Provokes `fault` for a test, while started; the next `stop` + `start`
+    /// restores normal operation.
+    fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported(format!(
+            "{}: fault injection ({fault:?})",
+            self.name()
+        )))
     }
 }
 

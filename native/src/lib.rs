@@ -28,8 +28,8 @@ pub mod sys;
 pub use batch::{PacketBatch, BATCH_MAX};
 pub use driver::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
-    DriverFactory, DriverKind, LinkState, Offloads, OptionSpec, QueueCounters, Queues, RxQueue,
-    Service, TxQueue,
+    DriverFactory, DriverKind, Fault, LinkState, Offloads, OptionSpec, QueueCounters, Queues,
+    RxQueue, Service, TxQueue,
 };
 pub use mbuf::Mbuf;
 pub use pool::{OwnerId, Pool, PoolConfig, PoolError, PoolStats};

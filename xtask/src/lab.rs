@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, render, root};
 
+mod suite;
+
 /// The NIC set when `--nics` is not given: what the drivers and the
 /// conformance suite need (two e1000 to talk to each other, an e1000e, two
 /// virtio-net).
@@ -147,6 +149,9 @@ struct Options {
     examples: Vec<String>,
     timeout: Duration,
     memory: String,
+    /// `--suite`: run the conformance suite (the command is generated).
+    suite: bool,
+    timeout_given: bool,
 }
 
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
@@ -160,6 +165,8 @@ const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin P
                   and copy it in (repeatable)
   --timeout SECS  kill QEMU after this long (default 180; none with --keep)
   --mem SIZE      guest memory (default 1G)
+  --suite         run the conformance suite for every driver on its NICs (pair first);
+                  reports go to <target>/lab/conformance-*.{json,xml} (timeout 900)
   --keep          after the command, keep the guest up with a shell on the console
   --verbose       echo the guest console while it runs";
 
@@ -173,6 +180,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         examples: Vec::new(),
         timeout: Duration::from_secs(180),
         memory: "1G".to_owned(),
+        suite: false,
+        timeout_given: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -192,9 +201,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .parse()
                     .map_err(|_| format!("--timeout: '{v}' is not seconds"))?;
                 o.timeout = Duration::from_secs(secs);
+                o.timeout_given = true;
             }
             "--mem" => o.memory = value("--mem")?,
             "--keep" => o.keep = true,
+            "--suite" => o.suite = true,
             "--verbose" | "-v" => o.verbose = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
@@ -240,7 +251,14 @@ fn lab_dir() -> PathBuf {
 
 /// Entry point of `cargo xtask lab`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let opts = parse_args(args)?;
+    let mut opts = parse_args(args)?;
+    let (runs, suite_notes) = suite::plan(&opts.nics);
+    if opts.suite {
+        opts.cmd = suite::script(&runs);
+        if !opts.timeout_given {
+            opts.timeout = Duration::from_secs(900);
+        }
+    }
     if opts.keep && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         // The guest shell would wait on the console for ever.
         return Err("--keep needs a terminal on standard input".into());
@@ -251,6 +269,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // Results of an earlier run must not pass for this one's.
     for stale in ["console.log", "inventory.json"] {
         let _ = fs::remove_file(dir.join(stale));
+    }
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("conformance-") {
+            let _ = fs::remove_file(e.path());
+        }
     }
     let t = Instant::now();
     ensure_host_packages()?;
@@ -276,7 +299,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("boot-to-report: {:.1} s", t.as_secs_f64());
     }
     println!("console log: {}", dir.join("console.log").display());
-    report.verdict(&opts.nics, outcome.timed_out)
+    let suite = if opts.suite {
+        suite::report(&dir, &outcome.console, &runs, &suite_notes)
+    } else {
+        // Files the command left in /tmp/lab-out, for any --cmd.
+        for (name, data) in suite::files(&outcome.console) {
+            if !name.contains('/') && !name.starts_with('.') {
+                let _ = fs::write(dir.join(&name), data);
+            }
+        }
+        Ok(())
+    };
+    match (report.verdict(&opts.nics, outcome.timed_out), suite) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a),
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -707,10 +745,13 @@ for d in /sys/bus/pci/devices/*; do
 done
 echo '{MARK_INV_END}'
 echo '{MARK_CMD_BEGIN}'
+mkdir -p {out}
 cd /tmp
 sh /lab/cmd.sh
 echo "{MARK_CMD_EXIT}$?"
-"#
+{send}"#,
+        out = suite::GUEST_OUT,
+        send = suite::send_files_script(),
     );
     if keep {
         s.push_str(

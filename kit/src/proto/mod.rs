@@ -70,7 +70,7 @@ use pktkit_native::{OwnerId, PacketBatch, Pool};
 pub use smoltcp::iface::SocketHandle;
 pub use smoltcp::socket::tcp::State as TcpState;
 pub use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
-pub use stack::{Datagram, DhcpLease, NetStack, PingReply, RouteInfo};
+pub use stack::{Datagram, DhcpLease, NetStack, PingReply, RouteInfo, SocketInfo};
 
 /// An interface's data path as the protocol layer sees it.
 ///

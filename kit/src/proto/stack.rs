@@ -78,6 +78,29 @@ pub struct PingReply {
     pub len: usize,
 }
 
+/// One socket of the protocol layer, as [`NetStack::sockets`] lists it
+/// (for `pktkit netstat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Interface whose socket set holds it.
+    pub ifindex: u32,
+    /// `tcp`, `udp`, `icmp`, `dhcp` or `raw`.
+    pub kind: &'static str,
+    /// Local address and port (`*` for any address); for a listening TCP
+    /// socket its listen endpoint.
+    pub local: String,
+    /// Remote address and port, `*` when not connected.
+    pub remote: String,
+    /// TCP state (e.g. `LISTEN`, `ESTABLISHED`); `-` for other kinds.
+    pub state: String,
+    /// Who holds it: `service`, `dhcp` or `client`.
+    pub owner: &'static str,
+    /// Bytes waiting to be read by the holder.
+    pub recv_queue: usize,
+    /// Bytes waiting to be sent.
+    pub send_queue: usize,
+}
+
 /// A route added with [`NetStack::add_route`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StaticRoute {
@@ -612,6 +635,11 @@ impl NetStack {
         Ok(())
     }
 
+    /// The built-in services served, in the order they were started.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
     /// TCP sockets (connections and the spare listener) a service holds on
     /// an interface.
     pub fn service_sockets(&self, ifindex: u32, svc: Service) -> usize {
@@ -955,6 +983,73 @@ impl NetStack {
         Ok(None)
     }
 
+    /// Every socket of every interface, for listings. Reads only; the
+    /// protocol task is paused while it runs (it allocates, so it is for the
+    /// control path, never the packet path).
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        use smoltcp::socket::Socket;
+        let mut out = Vec::new();
+        for (&ifindex, ifc) in &self.ifaces {
+            let dhcp = ifc.dhcp.as_ref().map(|d| d.handle);
+            for (handle, socket) in ifc.sockets.iter() {
+                let owner = if ifc.services.owns(handle) {
+                    "service"
+                } else if dhcp == Some(handle) {
+                    "dhcp"
+                } else {
+                    "client"
+                };
+                let mut info = SocketInfo {
+                    ifindex,
+                    kind: "raw",
+                    local: "*".into(),
+                    remote: "*".into(),
+                    state: "-".into(),
+                    owner,
+                    recv_queue: 0,
+                    send_queue: 0,
+                };
+                match socket {
+                    Socket::Tcp(s) => {
+                        info.kind = "tcp";
+                        info.local = match s.local_endpoint() {
+                            Some(e) => e.to_string(),
+                            None => listen_string(s.listen_endpoint()),
+                        };
+                        if let Some(e) = s.remote_endpoint() {
+                            info.remote = e.to_string();
+                        }
+                        info.state = tcp_state_name(s.state()).into();
+                        info.recv_queue = s.recv_queue();
+                        info.send_queue = s.send_queue();
+                    }
+                    Socket::Udp(s) => {
+                        info.kind = "udp";
+                        info.local = listen_string(s.endpoint());
+                        info.recv_queue = s.recv_queue();
+                        info.send_queue = s.send_queue();
+                    }
+                    Socket::Icmp(s) => {
+                        info.kind = "icmp";
+                        if let Some(id) = ifc.ping_idents.get(&handle) {
+                            info.local = format!("ident {id}");
+                        }
+                        info.recv_queue = s.recv_queue();
+                        info.send_queue = s.send_queue();
+                    }
+                    Socket::Dhcpv4(_) => {
+                        info.kind = "dhcp";
+                        info.local = "*:68".into();
+                        info.remote = "*:67".into();
+                    }
+                    Socket::Raw(_) => {}
+                }
+                out.push(info);
+            }
+        }
+        out
+    }
+
     /// Removes a client socket at once; a TCP peer is not told (close with
     /// [`NetStack::tcp_close`] and poll until `Closed` or `TimeWait` first
     /// for an orderly close).
@@ -970,5 +1065,30 @@ impl NetStack {
         ifc.sockets.remove(handle);
         ifc.ping_idents.remove(&handle);
         Ok(())
+    }
+}
+
+/// `ADDR:PORT`, or `*:PORT` for any address.
+fn listen_string(e: IpListenEndpoint) -> String {
+    match e.addr {
+        Some(a) => smoltcp::wire::IpEndpoint::new(a, e.port).to_string(),
+        None => format!("*:{}", e.port),
+    }
+}
+
+/// The netstat spelling of a TCP state.
+fn tcp_state_name(s: TcpState) -> &'static str {
+    match s {
+        TcpState::Closed => "CLOSED",
+        TcpState::Listen => "LISTEN",
+        TcpState::SynSent => "SYN_SENT",
+        TcpState::SynReceived => "SYN_RCVD",
+        TcpState::Established => "ESTABLISHED",
+        TcpState::FinWait1 => "FIN_WAIT_1",
+        TcpState::FinWait2 => "FIN_WAIT_2",
+        TcpState::CloseWait => "CLOSE_WAIT",
+        TcpState::Closing => "CLOSING",
+        TcpState::LastAck => "LAST_ACK",
+        TcpState::TimeWait => "TIME_WAIT",
     }
 }

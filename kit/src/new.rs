@@ -1,0 +1,258 @@
+//! `pktkit new native NAME`: a new native driver crate from
+//! templates/native-driver.
+//!
+//! Inside a pktkit checkout the crate goes to `native/drivers/NAME` and is
+//! registered (workspace member and dependency, kit dependency, one line in
+//! the registry), so `pktkit drivers` lists it after a rebuild. With `--dir`
+//! it is a standalone crate depending on this checkout's `native/` by path.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const CARGO_TOML: &str = include_str!("../../templates/native-driver/Cargo.toml.in");
+const LIB_RS: &str = include_str!("../../templates/native-driver/src/lib.rs.in");
+const ATTACH_RS: &str = include_str!("../../templates/native-driver/tests/attach.rs.in");
+
+/// What to make.
+#[derive(Clone, Debug)]
+pub struct NewNative {
+    /// Driver name (`-d NAME`), also the crate suffix.
+    pub name: String,
+    /// Interface prefix (default: the name).
+    pub prefix: Option<String>,
+    /// PCI vendor id the driver attaches to.
+    pub vendor: u16,
+    /// PCI device id.
+    pub device: u16,
+    /// Standalone output directory; `None`: inside the checkout, registered.
+    pub dir: Option<PathBuf>,
+}
+
+/// Why no crate was made.
+#[derive(Debug, thiserror::Error)]
+pub enum NewError {
+    /// The name is not usable.
+    #[error("'{0}' is not a driver name (lowercase letters, digits, '-', starting with a letter, at most 16)")]
+    BadName(String),
+    /// The prefix is not usable.
+    #[error("'{0}' is not an interface prefix (1 to 8 lowercase letters)")]
+    BadPrefix(String),
+    /// Not inside a pktkit checkout and no `--dir`.
+    #[error("not inside a pktkit checkout (no Cargo.toml with native/include/pktkit/mbuf.h above {0}); give --dir")]
+    NoCheckout(PathBuf),
+    /// The target exists.
+    #[error("{0} exists already")]
+    Exists(PathBuf),
+    /// A file the registration edits does not look as expected.
+    #[error("cannot register in {file}: {why}")]
+    Register {
+        /// The file.
+        file: PathBuf,
+        /// What was missing.
+        why: String,
+    },
+    /// Writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NewError + '_ {
+    move |source| NewError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The pktkit checkout at or above `from`.
+pub fn find_checkout(from: &Path) -> Option<PathBuf> {
+    from.ancestors()
+        .find(|d| {
+            d.join("Cargo.toml").is_file() && d.join("native/include/pktkit/mbuf.h").is_file()
+        })
+        .map(Path::to_path_buf)
+}
+
+fn valid_name(n: &str) -> bool {
+    n.len() <= 16
+        && n.starts_with(|c: char| c.is_ascii_lowercase())
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn render(t: &str, vars: &[(&str, String)]) -> String {
+    vars.iter().fold(t.to_owned(), |s, (k, v)| s.replace(k, v))
+}
+
+/// Makes the crate; returns its directory.
+pub fn new_native(req: &NewNative, cwd: &Path) -> Result<PathBuf, NewError> {
+    if !valid_name(&req.name) {
+        return Err(NewError::BadName(req.name.clone()));
+    }
+    let prefix = req
+        .prefix
+        .clone()
+        .unwrap_or_else(|| req.name.replace('-', ""));
+    if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
+        return Err(NewError::BadPrefix(prefix));
+    }
+    let (dir, checkout, native_dep, workspace) = match &req.dir {
+        Some(d) => {
+            let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../native");
+            let native = native.canonicalize().unwrap_or(native);
+            let dep = format!("pktkit-native = {{ path = \"{}\" }}", native.display());
+            (
+                d.clone(),
+                None,
+                dep,
+                "\n# A workspace of its own.\n[workspace]\n".to_owned(),
+            )
+        }
+        None => {
+            let root = find_checkout(cwd).ok_or_else(|| NewError::NoCheckout(cwd.to_owned()))?;
+            let dir = root.join("native/drivers").join(&req.name);
+            let dep = "pktkit-native.workspace = true".to_owned();
+            (
+                dir,
+                Some(root),
+                dep,
+                "\n[lints]\nworkspace = true\n".to_owned(),
+            )
+        }
+    };
+    if dir.exists() {
+        return Err(NewError::Exists(dir));
+    }
+    let vars = [
+        ("@NAME@", req.name.clone()),
+        ("@IDENT@", req.name.replace('-', "_")),
+        ("@PREFIX@", prefix),
+        ("@VENDOR@", format!("{:#06x}", req.vendor)),
+        ("@DEVICE@", format!("{:#06x}", req.device)),
+        ("@NATIVE_DEP@", native_dep),
+        ("@WORKSPACE@", workspace),
+    ];
+    // Registration edits are computed before anything is written, so a
+    // checkout that does not look as expected is left untouched.
+    let edits = match &checkout {
+        Some(root) => registration_edits(root, &req.name)?,
+        None => Vec::new(),
+    };
+    for (rel, t) in [
+        ("Cargo.toml", CARGO_TOML),
+        ("src/lib.rs", LIB_RS),
+        ("tests/attach.rs", ATTACH_RS),
+    ] {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fs::write(&p, render(t, &vars)).map_err(io(&p))?;
+    }
+    for (path, text) in edits {
+        fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(dir)
+}
+
+/// The new contents of the files that register a driver crate.
+fn registration_edits(root: &Path, name: &str) -> Result<Vec<(PathBuf, String)>, NewError> {
+    let ident = name.replace('-', "_");
+    let read = |rel: &str| {
+        let p = root.join(rel);
+        fs::read_to_string(&p)
+            .map(|s| (p.clone(), s))
+            .map_err(io(&p))
+    };
+    let insert = |(path, text): (PathBuf, String), anchor: &str, line: String, before: bool| {
+        let at = text.find(anchor).ok_or_else(|| NewError::Register {
+            file: path.clone(),
+            why: format!("no line '{}'", anchor.trim()),
+        })?;
+        let at = if before { at } else { at + anchor.len() };
+        let mut t = text;
+        t.insert_str(at, &line);
+        Ok::<_, NewError>((path, t))
+    };
+    let root_toml = read("Cargo.toml")?;
+    let root_toml = insert(
+        root_toml,
+        "    \"kit\",\n",
+        format!("    \"native/drivers/{name}\",\n"),
+        true,
+    )?;
+    let root_toml = insert(
+        root_toml,
+        "[workspace.dependencies]\n",
+        format!("pktkit-drv-{name} = {{ path = \"native/drivers/{name}\" }}\n"),
+        false,
+    )?;
+    let kit_toml = insert(
+        read("kit/Cargo.toml")?,
+        "[dependencies]\n",
+        format!("pktkit-drv-{name}.workspace = true\n"),
+        false,
+    )?;
+    let registry = insert(
+        read("kit/src/registry.rs")?,
+        "    &crate::probe::FACTORY,\n",
+        format!("    &pktkit_drv_{ident}::FACTORY,\n"),
+        true,
+    )?;
+    Ok(vec![root_toml, kit_toml, registry])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_in_a_checkout_copy() {
+        let tmp = std::env::temp_dir().join(format!("pktkit-new-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        for rel in [
+            "Cargo.toml",
+            "kit/Cargo.toml",
+            "kit/src/registry.rs",
+            "native/include/pktkit/mbuf.h",
+        ] {
+            let to = tmp.join(rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(real.join(rel), &to).unwrap();
+        }
+        let req = NewNative {
+            name: "my-nic".into(),
+            prefix: None,
+            vendor: 0x8086,
+            device: 0x100e,
+            dir: None,
+        };
+        let dir = new_native(&req, &tmp.join("kit")).unwrap();
+        assert_eq!(dir, tmp.join("native/drivers/my-nic"));
+        let lib = fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("pub const PREFIX: &str = \"mynic\";"));
+        assert!(lib.contains("(0x8086, 0x100e)"));
+        assert!(!lib.contains('@'), "unrendered placeholder");
+        let reg = fs::read_to_string(tmp.join("kit/src/registry.rs")).unwrap();
+        assert!(reg.contains("&pktkit_drv_my_nic::FACTORY,"));
+        let root = fs::read_to_string(tmp.join("Cargo.toml")).unwrap();
+        assert!(
+            root.contains("\"native/drivers/my-nic\",") && root.contains("pktkit-drv-my-nic = {")
+        );
+        assert!(matches!(new_native(&req, &tmp), Err(NewError::Exists(_))));
+        let bad = NewNative {
+            name: "9x".into(),
+            ..req.clone()
+        };
+        assert!(matches!(new_native(&bad, &tmp), Err(NewError::BadName(_))));
+        let _ = fs::remove_dir_all(&tmp);
+    }
+}

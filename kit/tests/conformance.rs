@@ -1,0 +1,57 @@
+//! `pktkit harness test` end to end over the software `pair` driver: the
+//! suite passes, the reports are written and read back, and bad input
+//! exits 2.
+
+use std::process::Command;
+
+use pktkit_harness::conformance::{Outcome, Report, CHECKS};
+
+fn pktkit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pktkit"))
+}
+
+#[test]
+fn pair_suite_passes_and_writes_reports() {
+    let dir = std::env::temp_dir().join(format!("pktkit-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, junit) = (dir.join("r.json"), dir.join("r.xml"));
+    let out = pktkit()
+        .args(["harness", "test", "-d", "pair", "--peer", "pair", "--json"])
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ring_wrap"), "{stdout}");
+    let r = Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r.checks.len(), CHECKS.len());
+    assert!(r.dut.starts_with("pair0"), "{}", r.dut);
+    assert!(r.peer.starts_with("pair1"), "{}", r.peer);
+    assert_eq!(r.check("reattach").unwrap().outcome, Outcome::Pass);
+    assert_eq!(r.count(Outcome::Fail), 0);
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(x.starts_with("<?xml"));
+    assert_eq!(x.matches("<testcase ").count(), CHECKS.len());
+    assert_eq!(x.matches("</testcase>").count(), CHECKS.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_exits_2() {
+    for args in [
+        &["harness", "test", "-d", "nosuch", "--peer", "pair"][..],
+        &["harness", "test", "-d", "pair,bogus=1", "--peer", "pair"],
+        &[
+            "harness", "test", "-d", "pair", "--peer", "pair", "--mac", "zz",
+        ],
+    ] {
+        let out = pktkit().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
