@@ -121,7 +121,9 @@ pub struct Stack {
     pool: Pool,
     policy: Arc<LockPolicy>,
     inner: Mutex<Inner>,
-    events: Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>,
+    /// Subscribers to every interface's events; shared with the service
+    /// tasks so subscribers that come later hear them too.
+    events: Arc<Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>>,
     proto: Arc<Mutex<ProtoShared>>,
     proto_task: Mutex<Option<TaskId>>,
     /// Multicast groups programmed for the protocol layer, per interface index.
@@ -146,7 +148,7 @@ impl Stack {
                 units: HashMap::new(),
                 next_index: 1,
             }),
-            events: Mutex::new(Vec::new()),
+            events: Arc::new(Mutex::new(Vec::new())),
             proto: Arc::new(Mutex::new(ProtoShared {
                 net: NetStack::new(),
                 ports: Vec::new(),
@@ -419,9 +421,11 @@ impl Stack {
         if iface.queues().is_some() {
             return Ok(());
         }
+        // Subscribe before starting, so the first link event is not missed.
+        let events = iface.subscribe();
         iface.up()?;
         let (fd, interval) = iface.with_driver(|d| (d.service_fd(), d.service_interval()));
-        let fwd = self.events_sender();
+        let fwd = EventFanout(self.events.clone());
         let task = ServiceTask {
             proto: self.proto.clone(),
             name: format!("{}-service", iface.name),
@@ -429,7 +433,7 @@ impl Stack {
             fd,
             interval: interval.unwrap_or(Duration::from_secs(1)),
             next: Instant::now(),
-            events: iface.subscribe(),
+            events,
             forward: fwd,
             fd_ready: false,
         };
@@ -572,10 +576,6 @@ impl Stack {
         rx
     }
 
-    fn events_sender(&self) -> EventFanout {
-        EventFanout(lock(&self.events).clone())
-    }
-
     fn publish(&self, ev: IfEvent) {
         lock(&self.events).retain(|s| s.send(ev.clone()).is_ok());
     }
@@ -594,12 +594,12 @@ impl Stack {
     }
 }
 
-/// Copies of the stack's subscribers, for tasks to publish from.
-struct EventFanout(Vec<std::sync::mpsc::Sender<IfEvent>>);
+/// The stack's subscribers, for tasks to publish to.
+struct EventFanout(Arc<Mutex<Vec<std::sync::mpsc::Sender<IfEvent>>>>);
 
 impl EventFanout {
     fn send(&mut self, ev: &IfEvent) {
-        self.0.retain(|s| s.send(ev.clone()).is_ok());
+        lock(&self.0).retain(|s| s.send(ev.clone()).is_ok());
     }
 }
 

@@ -139,3 +139,26 @@ fn mtu_addresses_units_and_detach() {
     stack.shutdown();
     assert_eq!(pool.available(), pool.capacity());
 }
+
+#[test]
+fn link_up_at_start_is_published() {
+    let stack = Stack::new(&StackConfig {
+        pool_buffers: 512,
+        ..StackConfig::default()
+    })
+    .unwrap();
+    let events = stack.subscribe();
+    stack.attach(&DriverSpec::parse("null").unwrap()).unwrap();
+    stack.up("null0").unwrap();
+    let t0 = std::time::Instant::now();
+    let mut seen = false;
+    while !seen && t0.elapsed() < std::time::Duration::from_secs(5) {
+        if let Ok(pktkit::iface::IfEvent::Link { ifname, state }) =
+            events.recv_timeout(std::time::Duration::from_millis(100))
+        {
+            seen = ifname == "null0" && state.up;
+        }
+    }
+    assert!(seen, "no link-up event for null0");
+    stack.shutdown();
+}

@@ -136,9 +136,12 @@ fn tap_with_linux_peer() {
     tcp_echo(&ns, "192.0.2.3:7", MIB);
     udp_echo(&ns, "192.0.2.2:7");
 
-    // Taking the Linux side down is a link event on our interface.
+    // Taking the Linux side down is a link event on our interface, told to
+    // subscribers old and new.
+    let late = st.subscribe();
     ns.exec(&["ip", "link", "set", &linux_if, "down"]);
     wait_link_event(&events, &ifname, false);
+    wait_link_event(&late, &ifname, false);
     assert!(!st.interface(&ifname).unwrap().state().link.up);
     ns.exec(&["ip", "link", "set", &linux_if, "up"]);
     wait_link_event(&events, &ifname, true);
