@@ -165,6 +165,15 @@ impl Stack {
         f(&mut lock(&self.proto).net)
     }
 
+    /// Has the protocol task polled soon. A caller that queued data or a
+    /// request through [`Stack::with_proto`] calls this: the task may be
+    /// asleep until a frame arrives or its last timer, and would otherwise
+    /// send only then. The task lives on worker 0 (`respawn_proto`), where
+    /// deferred work runs, so an empty deferred call wakes that worker.
+    pub fn wake_proto(&self) {
+        self.rt.defer(Box::new(|| {}));
+    }
+
     /// Runs the protocol layer on an interface (its queue 0). It must be up.
     pub fn attach_proto(&self, ifname: &str) -> Result<(), StackError> {
         let iface = self.interface(ifname)?;

@@ -263,3 +263,111 @@ fn pair_interfaces_exchange_tcp_through_the_stack() {
         .shutdown();
     assert_eq!(pool.available(), pool.capacity(), "buffers leaked");
 }
+
+/// Kills a child process on drop.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_lease(st: &Stack, idx: u32) -> pktkit::proto::DhcpLease {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if let Some(l) = st.with_proto(|n| n.dhcp_lease(idx)) {
+            return l;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no DHCP lease within 30 s");
+}
+
+/// `--dhcp` against a real DHCP server (dnsmasq) on the Linux side of a TAP;
+/// the lease is used (Linux pings it), and when the link comes back the
+/// client negotiates anew.
+#[test]
+fn dhcp_lease_from_dnsmasq_over_tap() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let ns = NetNs::new("pkd");
+    let st = stack();
+    let events = st.subscribe();
+    let linux_if = unique("pkd");
+    let ifname = attach_in(&ns, &st, &format!("tap,ifname={linux_if}"));
+    st.up(&ifname).unwrap();
+    st.attach_proto(&ifname).unwrap();
+    st.enable_dhcp(&ifname).unwrap();
+    let idx = st.interface(&ifname).unwrap().index;
+    ns.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", &linux_if]);
+    ns.exec(&["ip", "link", "set", &linux_if, "up"]);
+    let log = std::env::temp_dir().join(format!("pktkit-dnsmasq-{}.log", std::process::id()));
+    let leases = std::env::temp_dir().join(format!("pktkit-dnsmasq-{}.leases", std::process::id()));
+    let server = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "dnsmasq",
+            "--no-daemon",
+            "--port=0",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .arg(format!("--interface={linux_if}"))
+        .args([
+            "--bind-interfaces",
+            "--dhcp-range=192.0.2.100,192.0.2.150,255.255.255.0,1h",
+        ])
+        .args([
+            "--dhcp-option=3,192.0.2.1",
+            "--log-dhcp",
+            "--log-facility=-",
+            "--pid-file=",
+        ])
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("dnsmasq (.ci/run installs dnsmasq-base)");
+    let _server = ChildGuard(server);
+
+    let lease = wait_lease(&st, idx);
+    let addr = lease.address.address().to_string();
+    let last: u8 = addr.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(
+        addr.starts_with("192.0.2.") && (100..=150).contains(&last),
+        "lease {addr}"
+    );
+    assert_eq!(
+        lease.router.map(|r| r.to_string()).as_deref(),
+        Some("192.0.2.1")
+    );
+    assert_eq!(lease.address.prefix_len(), 24);
+    ns.exec(&["ip", "neigh", "flush", "dev", &linux_if]);
+    ping(&ns, &addr);
+
+    // Link down and up again: the client drops the lease and asks anew.
+    ns.exec(&["ip", "link", "set", &linux_if, "down"]);
+    wait_link_event(&events, &ifname, false);
+    ns.exec(&["ip", "link", "set", &linux_if, "up"]);
+    wait_link_event(&events, &ifname, true);
+    let again = wait_lease(&st, idx);
+    ns.exec(&["ip", "neigh", "flush", "dev", &linux_if]);
+    ping(&ns, &again.address.address().to_string());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&leases);
+    assert!(
+        text.matches("DHCPACK").count() >= 2,
+        "no second negotiation:\n{text}"
+    );
+    Arc::try_unwrap(st)
+        .ok()
+        .expect("stack still shared")
+        .shutdown();
+}

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::{cargo, render, root};
 
+mod cross;
 mod suite;
 
 /// The NIC set when `--nics` is not given: what the drivers and the
@@ -151,11 +152,14 @@ struct Options {
     memory: String,
     /// `--suite`: run the conformance suite (the command is generated).
     suite: bool,
+    /// `--cross`: two stack instances, e1000 and virtio-net, talk.
+    cross: bool,
     timeout_given: bool,
+    nics_given: bool,
 }
 
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
-[--example NAME]... [--timeout SECS] [--mem SIZE] [--keep] [--verbose]
+[--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross] [--keep] [--verbose]
   --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,virtio,virtio);
                   known: e1000 e1000e virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
                   vmxnet3 tulip
@@ -167,6 +171,9 @@ const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin P
   --mem SIZE      guest memory (default 1G)
   --suite         run the conformance suite for every driver on its NICs (pair first);
                   reports go to <target>/lab/conformance-*.{json,xml} (timeout 900)
+  --cross         two stacks in the guest, one on an e1000 (wm0) and one on a virtio-net
+                  (vio0), ping each other and move 8 MiB over TCP, content checked
+                  (NICs default to e1000,virtio; timeout 600)
   --keep          after the command, keep the guest up with a shell on the console
   --verbose       echo the guest console while it runs";
 
@@ -181,7 +188,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         timeout: Duration::from_secs(180),
         memory: "1G".to_owned(),
         suite: false,
+        cross: false,
         timeout_given: false,
+        nics_given: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -191,7 +200,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
         };
         match a.as_str() {
-            "--nics" => o.nics = parse_nics(&value("--nics")?)?,
+            "--nics" => {
+                o.nics = parse_nics(&value("--nics")?)?;
+                o.nics_given = true;
+            }
             "--cmd" => o.cmd = value("--cmd")?,
             "--bin" => o.bins.push(PathBuf::from(value("--bin")?)),
             "--example" => o.examples.push(value("--example")?),
@@ -206,6 +218,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--mem" => o.memory = value("--mem")?,
             "--keep" => o.keep = true,
             "--suite" => o.suite = true,
+            "--cross" => o.cross = true,
             "--verbose" | "-v" => o.verbose = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
@@ -259,6 +272,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             opts.timeout = Duration::from_secs(900);
         }
     }
+    if opts.suite && opts.cross {
+        return Err("--suite and --cross each make the guest command: give one".into());
+    }
+    if opts.cross {
+        if !opts.nics_given {
+            opts.nics = parse_nics("e1000,virtio")?;
+        }
+        let (wm, vio) = cross::plan(&opts.nics)?;
+        opts.cmd = cross::script(&wm, &vio);
+        if !opts.timeout_given {
+            opts.timeout = Duration::from_secs(600);
+        }
+    }
     if opts.keep && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         // The guest shell would wait on the console for ever.
         return Err("--keep needs a terminal on standard input".into());
@@ -301,6 +327,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("console log: {}", dir.join("console.log").display());
     let suite = if opts.suite {
         suite::report(&dir, &outcome.console, &runs, &suite_notes)
+    } else if opts.cross {
+        cross::report(&outcome.console)
     } else {
         // Files the command left in /tmp/lab-out, for any --cmd.
         for (name, data) in suite::files(&outcome.console) {

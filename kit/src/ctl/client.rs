@@ -1,5 +1,5 @@
 //! The client side: `pktkit mount|umount|ifconfig|nicinfo|sysctl|netstat|
-//! monitor|instances`, each a request to a running stack's control socket
+//! monitor|instances|ping|tcpcheck`, each a request to a running stack's control socket
 //! and a listing in the style operators know (NetBSD's ifconfig and
 //! sysctl), or with `--json` the reply as one JSON object.
 //!
@@ -94,6 +94,46 @@ pub enum CtlCmd {
         /// Stop after this many events.
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Send ICMP echo requests from a running stack and print the replies (exit 1 if none came back).
+    Ping {
+        /// Instance and output format.
+        #[command(flatten)]
+        opts: CtlOpts,
+        /// Requests to send.
+        #[arg(short = 'c', long = "count", default_value_t = 3)]
+        count: u16,
+        /// Interface to send from (default: the one whose subnet or route reaches ADDR).
+        #[arg(short = 'I', long = "interface")]
+        ifname: Option<String>,
+        /// Seconds between requests.
+        #[arg(short = 'i', long = "interval", default_value_t = 1.0)]
+        interval: f64,
+        /// Seconds to wait for replies after the last request.
+        #[arg(short = 'W', long = "wait", default_value_t = 2.0)]
+        wait: f64,
+        /// Payload bytes per request.
+        #[arg(short = 's', long = "size", default_value_t = 56)]
+        size: u16,
+        /// Address to ping (IPv4 or IPv6).
+        addr: String,
+    },
+    /// Send N bytes of a fixed pseudo-random pattern to an echo service from a running stack and check every byte comes back (exit 1 on a difference, reset or timeout).
+    Tcpcheck {
+        /// Instance and output format.
+        #[command(flatten)]
+        opts: CtlOpts,
+        /// Interface to connect from (default: the one whose subnet or route reaches ADDR).
+        #[arg(short = 'I', long = "interface")]
+        ifname: Option<String>,
+        /// Bytes to send (and get back).
+        #[arg(long, default_value_t = 1 << 20)]
+        bytes: u64,
+        /// Fail when nothing moved for this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// The echo service: ADDR:PORT ([ADDR]:PORT for IPv6), e.g. 10.9.0.2:7.
+        dst: String,
     },
     /// List the stack instances running on this machine.
     Instances {
@@ -530,6 +570,170 @@ fn monitor(opts: &CtlOpts, count: Option<u64>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Sends a request that runs as a job on the stack and reads lines until
+/// its reply (the one with `ok`), handing every other line to `line`. No
+/// line for `patience` is an error.
+fn job_request(
+    instance: &str,
+    req: &Value,
+    patience: Duration,
+    mut line: impl FnMut(&Value),
+) -> Result<Map<String, Value>, CtlError> {
+    let mut conn = Conn::open(instance)?;
+    let _ = conn.stream.set_read_timeout(Some(patience));
+    let sent = writeln!(conn.stream, "{req}");
+    loop {
+        match conn.read_value()? {
+            None => {
+                return Err(match sent {
+                    Err(e) => CtlError::Io {
+                        what: "writing to",
+                        path: conn.path.clone(),
+                        source: e,
+                    },
+                    Ok(()) => CtlError::BadReply("connection closed without a reply".into()),
+                })
+            }
+            Some(Value::Object(m)) if m.contains_key("ok") => {
+                if m.get("ok") == Some(&Value::Bool(true)) {
+                    return Ok(m);
+                }
+                let why = m
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error without a reason");
+                return Err(CtlError::Refused(why.to_owned()));
+            }
+            Some(v) => line(&v),
+        }
+    }
+}
+
+fn secs_to_ms(s: f64) -> u64 {
+    (s.max(0.0) * 1000.0).round() as u64
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ping(
+    opts: &CtlOpts,
+    ifname: Option<String>,
+    count: u16,
+    interval: f64,
+    wait: f64,
+    size: u16,
+    addr: String,
+) -> ExitCode {
+    let req = json!({
+        "cmd": "ping", "dst": addr, "if": ifname, "count": count,
+        "interval_ms": secs_to_ms(interval).max(1), "wait_ms": secs_to_ms(wait).max(1),
+        "size": size,
+    });
+    let patience =
+        Duration::from_secs_f64(interval.max(0.0) * f64::from(count) + wait.max(0.0) + 30.0);
+    let show = !opts.json;
+    let r = job_request(&opts.instance, &req, patience, |v| {
+        if !show {
+            return;
+        }
+        if let Some(st) = v.get("start") {
+            println!(
+                "PING {} from {}: {} data bytes",
+                s(st, "target"),
+                s(st, "if"),
+                u(st, "size")
+            );
+        } else if let Some(r) = v.get("reply") {
+            println!(
+                "{} bytes from {}: icmp_seq={} time={:.3} ms",
+                u(r, "bytes"),
+                s(r, "from"),
+                u(r, "seq"),
+                f(r, "rtt_ms")
+            );
+        }
+        let _ = std::io::stdout().flush();
+    });
+    let m = match r {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let v = Value::Object(m);
+    if opts.json {
+        println!("{v}");
+    } else {
+        let (tx, rx) = (u(&v, "transmitted"), u(&v, "received"));
+        let loss = if tx == 0 {
+            0.0
+        } else {
+            100.0 * (tx - rx.min(tx)) as f64 / tx as f64
+        };
+        println!("--- {} ping statistics ---", s(&v, "target"));
+        println!("{tx} packets transmitted, {rx} packets received, {loss:.1}% packet loss");
+        if let Some(rtt) = v.get("rtt_ms").filter(|r| !r.is_null()) {
+            println!(
+                "round-trip min/avg/max = {:.3}/{:.3}/{:.3} ms",
+                f(rtt, "min"),
+                f(rtt, "avg"),
+                f(rtt, "max")
+            );
+        }
+    }
+    if u(&v, "received") > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn tcpcheck(
+    opts: &CtlOpts,
+    ifname: Option<String>,
+    bytes: u64,
+    timeout: f64,
+    dst: String,
+) -> ExitCode {
+    let req = json!({
+        "cmd": "tcpcheck", "dst": dst, "if": ifname, "bytes": bytes,
+        "timeout_ms": secs_to_ms(timeout),
+    });
+    // The stack sends a progress line every second.
+    let patience = Duration::from_secs_f64(timeout.max(0.0) + 30.0);
+    let show = !opts.json;
+    let r = job_request(&opts.instance, &req, patience, |v| {
+        if let (true, Some(st)) = (show, v.get("start")) {
+            println!(
+                "TCPCHECK {} from {}: {} bytes",
+                s(st, "target"),
+                s(st, "if"),
+                u(st, "bytes")
+            );
+            let _ = std::io::stdout().flush();
+        }
+    });
+    match r {
+        Ok(m) if opts.json => {
+            println!("{}", Value::Object(m));
+            ExitCode::SUCCESS
+        }
+        Ok(m) => {
+            let v = Value::Object(m);
+            println!(
+                "{} bytes echoed and verified in {:.3} s: {:.2} Mbit/s (connect {:.3} ms)",
+                u(&v, "bytes"),
+                f(&v, "seconds"),
+                f(&v, "mbit_s"),
+                f(&v, "connect_ms")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
 fn instances(json_out: bool) -> ExitCode {
     let mut rows = Vec::new();
     for (name, path) in super::find_instances() {
@@ -624,5 +828,21 @@ pub fn run(cmd: CtlCmd) -> ExitCode {
         }),
         CtlCmd::Monitor { opts, count } => monitor(&opts, count),
         CtlCmd::Instances { json } => instances(json),
+        CtlCmd::Ping {
+            opts,
+            count,
+            ifname,
+            interval,
+            wait,
+            size,
+            addr,
+        } => ping(&opts, ifname, count, interval, wait, size, addr),
+        CtlCmd::Tcpcheck {
+            opts,
+            ifname,
+            bytes,
+            timeout,
+            dst,
+        } => tcpcheck(&opts, ifname, bytes, timeout, dst),
     }
 }

@@ -1,6 +1,7 @@
 //! The control plane of a running stack: a Unix control socket per instance
 //! and the commands that talk to it (`pktkit mount`, `umount`, `ifconfig`,
-//! `nicinfo`, `sysctl`, `netstat`, `monitor`, `instances`).
+//! `nicinfo`, `sysctl`, `netstat`, `monitor`, `instances`), and traffic
+//! from the stack itself (`pktkit ping`, `tcpcheck`; see [`traffic`]).
 //!
 //! # The socket
 //!
@@ -40,6 +41,7 @@
 pub mod client;
 pub mod server;
 mod sysctl;
+pub mod traffic;
 mod views;
 
 use std::io;

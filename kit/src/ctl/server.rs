@@ -17,6 +17,11 @@
 //! | `{"cmd":"sysctl"[,"name":"N"][,"value":"V"]}` | `values`: `[{name, value, writable}]` |
 //! | `{"cmd":"netstat"}` | `sockets`, `routes`, `interfaces` |
 //! | `{"cmd":"monitor"}` | `monitoring`, then one event per line |
+//! | `{"cmd":"ping","dst":"ADDR"[,"if":"IF"][,"count":N][,"interval_ms":N][,"wait_ms":N][,"size":N]}` | lines `start`, `reply` (one per echo reply), then `target`, `if`, `transmitted`, `received`, `rtt_ms` (`min`, `avg`, `max`, or null) |
+//! | `{"cmd":"tcpcheck","dst":"ADDR:PORT","bytes":N[,"if":"IF"][,"timeout_ms":N][,"seed":N]}` | lines `start`, `progress` (every second), then `target`, `if`, `bytes`, `seconds`, `mbit_s`, `connect_ms`; an error on a mismatch, reset or timeout |
+//!
+//! `ping` and `tcpcheck` run as jobs stepped by the control thread (see
+//! [`super::traffic`]); the lines before the reply have no `ok` field.
 //!
 //! `ifconfig` words are those of the command line: `up`, `down`, `mtu N`,
 //! `ADDR/PLEN [alias]`, `-alias ADDR`, `promisc`, `-promisc`.
@@ -34,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::traffic::{Job, STEP};
 use super::{CtlError, MAX_REQUEST};
 use crate::iface::IfEvent;
 use crate::stack::Stack;
@@ -197,6 +203,8 @@ struct Client {
     /// Close once `outbuf` is written (error after an oversized request,
     /// or the peer finished sending).
     closing: bool,
+    /// A `ping` or `tcpcheck` in progress; further requests wait for it.
+    job: Option<Job>,
 }
 
 impl Client {
@@ -224,6 +232,11 @@ impl Client {
             }
         }
         true
+    }
+
+    /// Whether nothing is left to answer: no job and no complete request.
+    fn idle(&self) -> bool {
+        self.job.is_none() && !self.inbuf.contains(&b'\n')
     }
 }
 
@@ -262,6 +275,11 @@ fn serve_loop(sock: UnixListener, mut ctx: Ctx, events: Receiver<IfEvent>, stop:
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     while !stop.load(Ordering::Acquire) {
+        let tick = if clients.iter().any(|c| c.job.is_some()) {
+            STEP
+        } else {
+            TICK
+        };
         let mut fds = Vec::with_capacity(clients.len() + 1);
         fds.push(libc::pollfd {
             fd: sock.as_raw_fd(),
@@ -269,7 +287,9 @@ fn serve_loop(sock: UnixListener, mut ctx: Ctx, events: Receiver<IfEvent>, stop:
             revents: 0,
         });
         for c in &clients {
-            let mut ev = libc::POLLIN;
+            // A closing client is not read: after its EOF it would be
+            // readable for ever, and a job may keep it here a while.
+            let mut ev = if c.closing { 0 } else { libc::POLLIN };
             if !c.outbuf.is_empty() {
                 ev |= libc::POLLOUT;
             }
@@ -284,7 +304,7 @@ fn serve_loop(sock: UnixListener, mut ctx: Ctx, events: Receiver<IfEvent>, stop:
             libc::poll(
                 fds.as_mut_ptr(),
                 fds.len() as libc::nfds_t,
-                TICK.as_millis() as i32,
+                tick.as_millis() as i32,
             )
         };
         if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
@@ -298,7 +318,10 @@ fn serve_loop(sock: UnixListener, mut ctx: Ctx, events: Receiver<IfEvent>, stop:
         let mut keep = Vec::with_capacity(clients.len());
         for (i, mut c) in clients.into_iter().enumerate() {
             let rev = fds.get(i + 1).map_or(0, |p| p.revents);
-            let alive = if rev != 0 {
+            let alive = if c.closing {
+                // Gone altogether: nobody is left to read the replies.
+                rev & (libc::POLLHUP | libc::POLLERR) == 0
+            } else if rev != 0 {
                 service_client(&mut c, &mut ctx)
             } else {
                 true
@@ -308,8 +331,11 @@ fn serve_loop(sock: UnixListener, mut ctx: Ctx, events: Receiver<IfEvent>, stop:
             }
         }
         clients = keep;
+        for c in clients.iter_mut().filter(|c| c.job.is_some()) {
+            step_job(c, &mut ctx);
+        }
         publish_events(&events, &mut clients, &mut ctx, &mut next_pool_check);
-        clients.retain_mut(|c| c.flush() && !(c.closing && c.outbuf.is_empty()));
+        clients.retain_mut(|c| c.flush() && !(c.closing && c.outbuf.is_empty() && c.idle()));
     }
 }
 
@@ -352,6 +378,7 @@ fn accept_all(sock: &UnixListener, clients: &mut Vec<Client>, me: u32, ctx: &Ctx
             outbuf: Vec::new(),
             monitor: false,
             closing: false,
+            job: None,
         });
     }
 }
@@ -360,17 +387,6 @@ fn accept_all(sock: &UnixListener, clients: &mut Vec<Client>, me: u32, ctx: &Ctx
 /// false when the client is gone.
 fn service_client(c: &mut Client, ctx: &mut Ctx) -> bool {
     let mut chunk = [0u8; 4096];
-    if c.closing {
-        // Only the last reply is still to go; what else comes is ignored.
-        loop {
-            match c.stream.read(&mut chunk) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
-            }
-        }
-    }
     let mut eof = false;
     loop {
         match c.stream.read(&mut chunk) {
@@ -389,32 +405,71 @@ fn service_client(c: &mut Client, ctx: &mut Ctx) -> bool {
             Err(_) => return false,
         }
     }
-    while let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') {
+    if eof && !c.inbuf.is_empty() && !c.inbuf.ends_with(b"\n") {
+        // A last request without a newline.
+        c.inbuf.push(b'\n');
+    }
+    if !answer_lines(c, ctx) {
+        return false;
+    }
+    if c.job.is_none() && c.inbuf.len() > MAX_REQUEST {
+        reject_oversize(c, ctx);
+        return true;
+    }
+    if eof {
+        c.closing = true;
+        c.monitor = false;
+    }
+    true
+}
+
+/// Answers the complete requests in `c.inbuf`, in order, until one starts
+/// a job (the rest wait for it); returns false when the client is gone.
+fn answer_lines(c: &mut Client, ctx: &mut Ctx) -> bool {
+    while c.job.is_none() {
+        let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') else {
+            break;
+        };
         let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
         if line.len() > MAX_REQUEST + 1 {
             reject_oversize(c, ctx);
             return true;
         }
-        let reply = handle_line(&line[..line.len() - 1], c, ctx);
-        if !c.queue(&reply) {
-            return false;
+        if let Some(reply) = handle_line(&line[..line.len() - 1], c, ctx) {
+            if !c.queue(&reply) {
+                return false;
+            }
         }
-    }
-    if c.inbuf.len() > MAX_REQUEST {
-        reject_oversize(c, ctx);
-        return true;
-    }
-    if eof {
-        if !c.inbuf.is_empty() {
-            // A last request without a newline.
-            let line = std::mem::take(&mut c.inbuf);
-            let reply = handle_line(&line, c, ctx);
-            c.queue(&reply);
-        }
-        c.closing = true;
-        c.monitor = false;
     }
     true
+}
+
+/// Steps the client's job once; when it is over, queues its reply and
+/// answers the requests that waited behind it.
+fn step_job(c: &mut Client, ctx: &mut Ctx) {
+    let Some(job) = c.job.as_mut() else {
+        return;
+    };
+    let mut lines = Vec::new();
+    let outcome = job.step(Instant::now(), &mut lines);
+    for l in &lines {
+        // A client that does not read loses progress lines, not the reply.
+        let _ = c.queue(l);
+    }
+    let Some(outcome) = outcome else {
+        return;
+    };
+    c.job = None;
+    let reply = match outcome {
+        Ok(mut m) => {
+            m.insert("ok".into(), Value::Bool(true));
+            Value::Object(m)
+        }
+        Err(e) => error_reply(e),
+    };
+    if c.queue(&reply) && !answer_lines(c, ctx) {
+        c.closing = true;
+    }
 }
 
 fn reject_oversize(c: &mut Client, ctx: &Ctx) {
@@ -426,13 +481,24 @@ fn reject_oversize(c: &mut Client, ctx: &Ctx) {
     c.closing = true;
 }
 
-fn handle_line(line: &[u8], c: &mut Client, ctx: &mut Ctx) -> Value {
+/// Answers one request; `None` when it started a job (its reply comes
+/// when the job is over).
+fn handle_line(line: &[u8], c: &mut Client, ctx: &mut Ctx) -> Option<Value> {
     let reply = match serde_json::from_slice::<Value>(line) {
         Err(e) => Err(format!("malformed request (one JSON object per line): {e}")),
-        Ok(Value::Object(req)) => dispatch(&req, c, ctx),
+        Ok(Value::Object(req)) => match req.get("cmd").and_then(Value::as_str) {
+            Some("ping" | "tcpcheck") => match Job::start(ctx, &req) {
+                Ok(job) => {
+                    c.job = Some(job);
+                    return None;
+                }
+                Err(e) => Err(e),
+            },
+            _ => dispatch(&req, c, ctx),
+        },
         Ok(_) => Err("malformed request: not a JSON object".to_owned()),
     };
-    match reply {
+    Some(match reply {
         Ok(mut m) => {
             m.insert("ok".into(), Value::Bool(true));
             Value::Object(m)
@@ -441,7 +507,7 @@ fn handle_line(line: &[u8], c: &mut Client, ctx: &mut Ctx) -> Value {
             ctx.tunables.bad_requests.fetch_add(1, Ordering::Relaxed);
             error_reply(e)
         }
-    }
+    })
 }
 
 /// A string argument of a request.
@@ -497,7 +563,7 @@ fn dispatch(
             Ok(m)
         }
         other => Err(format!(
-            "unknown command '{other}' (info, mount, umount, ifconfig, nicinfo, sysctl, netstat, monitor)"
+            "unknown command '{other}' (info, mount, umount, ifconfig, nicinfo, sysctl, netstat, monitor, ping, tcpcheck)"
         )),
     }
 }
