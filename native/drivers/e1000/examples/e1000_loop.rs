@@ -156,6 +156,7 @@ fn transfer(
     window: usize,
 ) -> Result<(usize, usize, f64), String> {
     let start = Instant::now();
+    let before = (stats(a), stats(b));
     let mut last_progress = Instant::now();
     let (mut sent, mut got, mut other) = (0usize, 0usize, 0usize);
     let mut out = PacketBatch::new();
@@ -179,11 +180,20 @@ fn transfer(
                 continue;
             };
             if seq as usize != got {
+                // Let the wire drain, then show what each side counted
+                // during this transfer.
+                std::thread::sleep(Duration::from_millis(100));
+                a.tx.reclaim();
                 return Err(format!(
-                    "{} -> {}: expected frame {got}, got {seq} (lost or reordered); {}",
+                    "{} -> {}: expected frame {got}, got {seq} (lost or reordered); {}; \
+                     during this transfer: {} [{}], {} [{}]",
                     a.name,
                     b.name,
-                    diagnose(a, b)
+                    diagnose(a, b),
+                    a.name,
+                    delta(&before.0, &stats(a)),
+                    b.name,
+                    delta(&before.1, &stats(b))
                 ));
             }
             let want = frame(dst, a.mac, seq, sizes[got]);
@@ -215,6 +225,23 @@ fn transfer(
     // Anything the tx ring still holds belongs to frames already received.
     a.tx.reclaim();
     Ok((got, other, start.elapsed().as_secs_f64()))
+}
+
+/// The device statistics of `n`, by name.
+fn stats(n: &Nic) -> Vec<(String, u64)> {
+    n.drv.counters().extra
+}
+
+/// The statistics that changed from `before` to `after`.
+fn delta(before: &[(String, u64)], after: &[(String, u64)]) -> String {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let was = before.iter().find(|(b, _)| b == k).map_or(0, |(_, w)| *w);
+            (*v != was).then(|| format!("{k}+{}", v - was))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The counters that tell where a frame was lost.

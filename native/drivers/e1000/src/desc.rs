@@ -215,6 +215,15 @@ impl<D: Descriptor> Ring<D> {
         }
     }
 
+    /// Where this ring is, for code that does not own it (fault injection
+    /// from the control side, see [`RingView`]).
+    pub fn view(&self) -> RingView {
+        RingView {
+            base: self.mem.as_ptr() as usize,
+            len: self.len,
+        }
+    }
+
     /// The status byte of descriptor `i` alone (0 if out of range): what is
     /// polled for DD before the rest of the descriptor is read.
     #[inline]
@@ -223,6 +232,45 @@ impl<D: Descriptor> Ring<D> {
             // SAFETY: as in read(); the status byte lies inside the slot.
             Some(p) => unsafe { p.cast::<u8>().add(STATUS_OFFSET).read_volatile() },
             None => 0,
+        }
+    }
+}
+
+/// The location of a live ring, held by the control side while the queue
+/// owning the ring runs (see `Shared::poison_rx`). It is plain numbers:
+/// writing through it is sound only while the ring it came from lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingView {
+    base: usize,
+    len: usize,
+}
+
+impl RingView {
+    /// Number of descriptors.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the ring has no descriptors (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Replaces the buffer address (bytes 0-7 of both descriptor kinds,
+    /// SDM tables 3-1 and 3-8) of descriptor `i`, leaving the fields the
+    /// device writes back alone. Ignored if `i` is out of range.
+    ///
+    /// # Safety
+    ///
+    /// The [`Ring`] this view came from must still be alive (its DMA
+    /// memory not freed).
+    pub unsafe fn set_addr(&self, i: usize, iova: u64) {
+        if i < self.len {
+            let p = (self.base + i * DESC_SIZE) as *mut u64;
+            // SAFETY: the caller guarantees the ring's memory is alive; i <
+            // len keeps the 8 bytes inside descriptor i, which is 16-byte
+            // aligned. Volatile: the device reads the ring concurrently.
+            unsafe { p.write_volatile(iova.to_le()) }
         }
     }
 }
@@ -302,6 +350,26 @@ mod tests {
         assert_eq!(ring.status(8), 0);
         ring.write(8, RxDesc::new(1));
         assert!(Ring::<TxDesc>::new(Box::new(TestMem::new(64)), 8).is_none());
+    }
+
+    #[test]
+    fn a_view_rewrites_only_the_buffer_address() {
+        let ring: Ring<RxDesc> = Ring::new(Box::new(TestMem::new(4096)), 8).unwrap();
+        ring.write(5, RxDesc::new(0x1000));
+        let raw = ring.iova() as *mut u8;
+        // SAFETY: descriptor 5 lies inside the 4 KiB test block.
+        unsafe { raw.add(5 * 16 + 12).write(rx_status::DD) };
+        let view = ring.view();
+        assert_eq!(view.len(), 8);
+        // SAFETY: `ring` is alive.
+        unsafe {
+            view.set_addr(5, 0xdead_0000);
+            view.set_addr(8, 0xdead_0000);
+        }
+        assert_eq!(ring.read(5).addr(), 0xdead_0000);
+        assert_eq!(ring.status(5), rx_status::DD);
+        assert_eq!(ring.read(4).addr(), 0);
+        assert_eq!(ring.read(6).addr(), 0);
     }
 
     #[test]

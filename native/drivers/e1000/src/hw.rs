@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use pktkit_native::device::{DeviceError, DmaMemory, IrqKind, PciAddress, PciDevice};
 use pktkit_native::{DriverError, LinkState};
 
+use crate::desc::RingView;
 use crate::mmio::Mmio;
 use crate::regs::{self, ctrl, ctrl_ext, eecd, eerd, int, ivar, rah, rctl, status, tctl, Reg};
 
@@ -139,6 +140,9 @@ pub struct Shared {
     /// Receive buffer allocations that failed.
     pub rx_no_buffer: AtomicU64,
     stats: Mutex<Vec<u64>>,
+    /// The live receive ring, registered by the rx queue from its creation
+    /// to its drop (fault injection writes through it, under this lock).
+    rx_ring: Mutex<Option<RingView>>,
     dev: Mutex<Box<dyn PciDevice>>,
 }
 
@@ -224,6 +228,7 @@ impl Shared {
             max_frame: AtomicUsize::new(1500 + 18),
             rx_no_buffer: AtomicU64::new(0),
             stats: Mutex::new(vec![0; regs::STATS.len() + regs::STATS64.len()]),
+            rx_ring: Mutex::new(None),
             dev: Mutex::new(dev),
         };
         if irq.kind == IrqKind::Intx {
@@ -340,6 +345,82 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Function-level reset through the PCI layer (`PciDevice::reset`:
+    /// FLR on the 82574, 82574 5.2.x / PCIe 6.6.2), with DMA and interrupts
+    /// stopped first. `Ok(false)` when the function has no reset method
+    /// (the 8254x are conventional PCI without FLR): the caller relies on
+    /// CTRL.RST alone then. The device needs [`Shared::reset`] after either.
+    pub fn function_reset(&self) -> Result<bool, DriverError> {
+        self.mask_interrupts();
+        self.regs.write(Reg::RCTL, 0);
+        self.regs.write(Reg::TCTL, 0);
+        let mut dev = lock(&self.dev);
+        if self.irq.kind == IrqKind::Msix {
+            // An FLR resets the MSI-X state like a teardown does.
+            self.quiesce_throttle();
+        }
+        match dev.reset() {
+            Ok(()) => {}
+            Err(DeviceError::Unsupported(why)) => {
+                log::debug!("e1000 {}: no function reset ({why})", self.address);
+                return Ok(false);
+            }
+            Err(e) => return Err(dev_err("function reset", e)),
+        }
+        // The kernel restores the config space around the reset; make sure
+        // memory decoding and bus mastering survived it (PCI 3.0 6.2.2).
+        let cmd = dev
+            .config_read(regs::pci::COMMAND, 2)
+            .map_err(|e| dev_err("config read", e))?;
+        let want = (cmd | regs::pci::CMD_MEMORY | regs::pci::CMD_BUS_MASTER)
+            & !regs::pci::CMD_INTX_DISABLE;
+        if want != cmd {
+            dev.config_write(regs::pci::COMMAND, 2, want)
+                .map_err(|e| dev_err("enable bus mastering", e))?;
+        }
+        drop(dev);
+        self.unmask_intx();
+        Ok(true)
+    }
+
+    /// Zeroes the interrupt throttles and lets a throttle timer already
+    /// armed expire: QEMU 7.2's 82574 model may abort when MSI-X is torn
+    /// down (or reset) while that timer runs (measured: ~200 ms).
+    fn quiesce_throttle(&self) {
+        self.regs.write(Reg::ITR, 0);
+        for v in 0..5 {
+            self.regs.write(Reg::eitr(v), 0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Registers the receive ring the device now uses (`None` when its
+    /// queue drops, before the ring's memory is freed).
+    pub fn register_rx_ring(&self, view: Option<RingView>) {
+        *lock(&self.rx_ring) = view;
+    }
+
+    /// Points the buffer address of every receive descriptor the device
+    /// owns (RDH up to RDT, SDM 3.2.6) at `iova`, for
+    /// [`pktkit_native::Fault::RxBufferIova`]. The rx queue keeps its
+    /// buffers and drops what completes on such a descriptor. Returns how
+    /// many descriptors were changed (0 without a started rx queue).
+    pub fn poison_rx(&self, iova: u64) -> usize {
+        let ring = lock(&self.rx_ring);
+        let Some(view) = *ring else { return 0 };
+        let (head, tail) = (self.regs.read(Reg::RDH), self.regs.read(Reg::RDT));
+        let (first, count) = device_owned(head, tail, view.len());
+        for k in 0..count {
+            // SAFETY: a view is registered only while its ring lives (from
+            // E1000Rx::new until its drop clears it, under this lock).
+            unsafe { view.set_addr((first + k) % view.len(), iova) };
+        }
+        // The new addresses must be in memory before the device fetches
+        // those descriptors for the next frame.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        count
     }
 
     /// Reads the station address from RAL0/RAH0 (loaded from the EEPROM at
@@ -500,14 +581,7 @@ impl Drop for Shared {
         self.regs.write(Reg::TCTL, 0);
         let mut dev = lock(&self.dev);
         if self.irq.kind == IrqKind::Msix {
-            // QEMU 7.2's 82574 model may abort when MSI-X is torn down while
-            // its throttling timer runs: zero the throttles and let a timer
-            // already armed expire first (measured: ~200 ms).
-            self.regs.write(Reg::ITR, 0);
-            for v in 0..5 {
-                self.regs.write(Reg::eitr(v), 0);
-            }
-            std::thread::sleep(Duration::from_millis(200));
+            self.quiesce_throttle();
         }
         if let Err(e) = dev.disable_irqs() {
             log::warn!("e1000 {}: disable interrupts: {e}", self.address);
@@ -516,6 +590,17 @@ impl Drop for Shared {
         std::thread::sleep(Duration::from_micros(10));
         // The BAR mapping goes when `dev` drops after this.
     }
+}
+
+/// The receive descriptors the device owns on a ring of `len`: from the
+/// head (RDH) up to, not including, the tail (RDT) (SDM 3.2.6). Returns the
+/// first index and the count; register values out of range count as 0.
+pub fn device_owned(head: u32, tail: u32, len: usize) -> (usize, usize) {
+    let (head, tail) = (head as usize, tail as usize);
+    if len == 0 || head >= len || tail >= len {
+        return (0, 0);
+    }
+    (head, (tail + len - head) % len)
 }
 
 /// Whether `mac` is a usable station address (not multicast, not zero).
@@ -558,6 +643,15 @@ mod tests {
         );
         f.enabled = false;
         assert_eq!(f.rctl() & rctl::EN, 0);
+    }
+
+    #[test]
+    fn the_device_owns_head_up_to_tail() {
+        assert_eq!(device_owned(0, 255, 256), (0, 255));
+        assert_eq!(device_owned(10, 10, 256), (10, 0));
+        assert_eq!(device_owned(250, 4, 256), (250, 10));
+        assert_eq!(device_owned(300, 4, 256), (0, 0));
+        assert_eq!(device_owned(0, 0, 0), (0, 0));
     }
 
     #[test]

@@ -35,7 +35,8 @@ use std::time::Duration;
 use pktkit_native::device::IrqKind;
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
-    DriverFactory, DriverKind, LinkState, Offloads, OptionSpec, OwnerId, Pool, Queues, Service,
+    DriverFactory, DriverKind, Fault, LinkState, Offloads, OptionSpec, OwnerId, Pool, Queues,
+    Service,
 };
 
 use crate::desc::{Ring, DESC_SIZE};
@@ -164,6 +165,11 @@ pub struct E1000 {
     link: LinkState,
     link_changes: u64,
     started: bool,
+    /// A fault asked for while stopped, provoked by the next start.
+    pending_fault: Option<u64>,
+    /// Resets done ([`Driver::reset`]) and how many were function-level.
+    resets: u64,
+    function_resets: u64,
 }
 
 impl E1000 {
@@ -198,6 +204,9 @@ impl E1000 {
             link,
             link_changes: 0,
             started: false,
+            pending_fault: None,
+            resets: 0,
+            function_resets: 0,
         })
     }
 
@@ -268,6 +277,13 @@ impl Driver for E1000 {
             s.apply_rctl(&mut f);
         }
         s.enable_tx();
+        if let Some(iova) = self.pending_fault.take() {
+            let n = s.poison_rx(iova);
+            log::warn!(
+                "e1000 {}: {n} rx descriptors point at {iova:#x} (fault injection)",
+                s.address
+            );
+        }
         self.link = s.link();
         self.started = true;
         Ok(Queues {
@@ -352,6 +368,8 @@ impl Driver for E1000 {
             .unwrap_or_default();
         let mut extra = extra;
         extra.push(("link_changes".into(), self.link_changes));
+        extra.push(("resets".into(), self.resets));
+        extra.push(("function_resets".into(), self.function_resets));
         DeviceCounters {
             collisions,
             rx_no_buffer: self.shared.rx_no_buffer.load(Ordering::Relaxed),
@@ -376,6 +394,73 @@ impl Driver for E1000 {
         Service {
             link_changed: changed,
             needs_reset: false,
+        }
+    }
+
+    /// Function-level reset when the function has one (the 82574L's FLR),
+    /// then the datasheet's software reset and re-init as at attach (SDM
+    /// 14.3; 82574 4.6): CTRL.RST, general configuration, station address
+    /// and multicast filter. Only while stopped.
+    fn reset(&mut self) -> Result<(), DriverError> {
+        if self.started {
+            return Err(DriverError::Device(
+                "e1000: reset while started (stop first)".into(),
+            ));
+        }
+        let s = &self.shared;
+        // The statistics registers clear at reset: keep what they counted.
+        let _ = s.stats();
+        let flr = s.function_reset()?;
+        s.reset()?;
+        s.write_rar(0, Some(self.mac));
+        {
+            let mut f = s.filter();
+            s.program_multicast(&mut f);
+            f.enabled = false;
+            f.rctl = 0;
+        }
+        self.link = s.link();
+        self.resets += 1;
+        self.function_resets += u64::from(flr);
+        log::info!(
+            "e1000 {}: reset ({})",
+            s.address,
+            if flr {
+                "function-level + CTRL.RST"
+            } else {
+                "CTRL.RST"
+            }
+        );
+        Ok(())
+    }
+
+    /// [`Fault::RxBufferIova`]: while started, the receive descriptors the
+    /// device owns get that buffer address at once; while stopped, the next
+    /// start does it after filling the ring. The rx queue drops what
+    /// completes there; the next stop + start builds a fresh ring.
+    fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
+        match fault {
+            Fault::RxBufferIova(iova) => {
+                if !self.started {
+                    self.pending_fault = Some(iova);
+                    return Ok(());
+                }
+                match self.shared.poison_rx(iova) {
+                    0 => Err(DriverError::Device(
+                        "e1000: no receive descriptor is posted to the device".into(),
+                    )),
+                    n => {
+                        log::warn!(
+                            "e1000 {}: {n} rx descriptors point at {iova:#x} (fault injection)",
+                            self.shared.address
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            other => Err(DriverError::Unsupported(format!(
+                "e1000: fault injection ({other:?})"
+            ))),
         }
     }
 

@@ -7,8 +7,9 @@
 //! 2048-byte buffer spans several descriptors, the last marked EOP; its
 //! buffers become one mbuf chain.
 //!
-//! Transmit (SDM 3.3): one descriptor per non-empty buffer of a packet, RS
-//! and EOP on the last; the packet is kept at its first descriptor, with the
+//! Transmit (SDM 3.3): one descriptor per non-empty buffer of a packet (per
+//! page-contained piece of it, see [`chain::split_at_pages`]), RS and EOP on
+//! the last; the packet is kept at its first descriptor, with the
 //! index of its last, until the device writes DD back there.
 
 use std::os::fd::RawFd;
@@ -28,8 +29,11 @@ use crate::sys::drain_eventfd;
 
 /// Buffers allocated from the pool at once when refilling.
 const REFILL_BULK: usize = 64;
-/// Most descriptors (non-empty buffers) one transmitted packet may use.
+/// Most non-empty buffers one transmitted packet may have.
 pub const MAX_TX_SEGS: usize = 16;
+/// Most descriptors one transmitted packet may use: each buffer may be
+/// split in two at a page boundary ([`chain::split_at_pages`]).
+pub const MAX_TX_DESCS: usize = 2 * MAX_TX_SEGS;
 /// Completed packets freed at once.
 const FREE_BULK: usize = 64;
 
@@ -110,6 +114,7 @@ impl E1000Rx {
         regs.write(Reg::RDLEN, q.ring.bytes());
         regs.write(Reg::RDH, 0);
         regs.write(Reg::RDT, 0);
+        q.shared.register_rx_ring(Some(q.ring.view()));
         q.refill();
         q
     }
@@ -210,6 +215,15 @@ impl RxQueue for E1000Rx {
                 self.discarding = !eop;
                 continue;
             }
+            if d.addr() != m.iova() {
+                // The device was pointed elsewhere (Driver::inject_fault):
+                // this buffer holds no frame, nor does the rest of it.
+                self.counters.errors += 1;
+                drop(m);
+                drop(self.partial.take());
+                self.discarding = !eop;
+                continue;
+            }
             if eop && d.errors() & rx_errors::FRAME != 0 {
                 self.counters.errors += 1;
                 drop(m);
@@ -296,6 +310,8 @@ impl Drop for E1000Rx {
         // Stop the device writing into the buffers before they go back to
         // the pool (with the slots, when the fields drop).
         self.shared.disable_rx();
+        // The ring's memory goes with the fields too.
+        self.shared.register_rx_ring(None);
         self.shared.regs.write(Reg::IMC, RX_INTERRUPTS);
     }
 }
@@ -387,18 +403,22 @@ impl E1000Tx {
 
 impl TxQueue for E1000Tx {
     fn tx_burst(&mut self, batch: &mut PacketBatch) -> usize {
-        if self.free_slots() < batch.len().min(self.idx.capacity() / 2) + MAX_TX_SEGS {
+        if self.free_slots() < batch.len().min(self.idx.capacity() / 2) + MAX_TX_DESCS {
             self.reclaim_done();
         }
         let max_frame = self.shared.max_frame.load(Ordering::Relaxed);
         let mut taken = 0;
         let mut placed = 0;
         let mut reclaimed = false;
-        let mut segs = [(0u64, 0u16); MAX_TX_SEGS];
+        let mut bufs = [(0u64, 0u16); MAX_TX_SEGS];
+        let mut segs = [(0u64, 0u16); MAX_TX_DESCS];
         while let Some(m) = batch.front() {
             let len = m.pkt_len();
-            let nsegs = chain::segments(m, &mut segs);
-            let Some(nsegs) = nsegs.filter(|&n| n > 0 && len <= max_frame) else {
+            let nsegs = chain::segments(m, &mut bufs)
+                .and_then(|n| chain::split_at_pages(&bufs[..n], &mut segs));
+            let Some(nsegs) =
+                nsegs.filter(|&n| n > 0 && n <= self.idx.capacity() && len <= max_frame)
+            else {
                 // Never sendable (empty, too long, too many pieces): take
                 // it, count it, free it, so it cannot wedge the queue.
                 drop(batch.pop_front());
