@@ -299,7 +299,7 @@ pub fn link_local(mac: [u8; 6]) -> Ipv6Cidr {
 /// The link-layer multicast groups an interface with these addresses must
 /// receive for the protocols to work: IPv4 all-hosts 224.0.0.1 (RFC 1112
 /// §6.4) when it has an IPv4 address, and for IPv6 all-nodes ff02::1 and each
-/// address's solicited-node group ff02::1:ffXX:XXXX (RFC 4291 §2.7.1), mapped
+/// address's solicited-node group ff02::1:ffxx:xxxx (RFC 4291 §2.7.1), mapped
 /// to 33:33 + the low 32 bits (RFC 2464 §7). NDP fails on a NIC whose filter
 /// lacks them, so the stack programs them into every protocol interface.
 pub fn required_groups(addrs: &[IpCidr]) -> Vec<[u8; 6]> {

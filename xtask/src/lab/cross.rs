@@ -48,6 +48,7 @@ pub fn script(wm: &str, vio: &str) -> String {
          \x20 pktkit ping --instance a -c 3 10.9.0.2; rc=$?; echo \"{MARK_CROSS}ping-a $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 pktkit ping --instance b -c 3 10.9.0.1; rc=$?; echo \"{MARK_CROSS}ping-b $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 pktkit tcpcheck --instance a 10.9.0.2:7 --bytes {TCP_BYTES} --timeout 30; rc=$?; echo \"{MARK_CROSS}tcp $rc\"; [ $rc = 0 ] || status=1\n\
+         \x20 if [ $rc != 0 ]; then echo '== nicinfo a'; pktkit nicinfo --instance a wm0; echo '== nicinfo b'; pktkit nicinfo --instance b vio0; echo '== sysctl a'; pktkit sysctl --instance a; echo '== sysctl b'; pktkit sysctl --instance b; echo '== netstat a'; pktkit netstat --instance a; echo '== netstat b'; pktkit netstat --instance b; fi\n\
          \x20 pktkit netstat -i --instance a; pktkit netstat -i --instance b\n\
          else\n\
          \x20 status=1\n\
