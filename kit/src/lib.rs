@@ -11,6 +11,9 @@
 //! - [`bench`]: forwarding and pool benchmarks;
 //! - [`ctl`]: the control socket of a running stack and its client commands;
 //! - [`bpf`]: packet taps with filter expressions, and pcap files;
+//! - [`filter`]: the capture filter language and the frame header parser;
+//! - [`pfil`]: packet filter hooks on the interfaces' input and output;
+//! - [`fw`]: the built-in stateless filter (rules by number) on those hooks;
 //! - [`alloc_count`]: a counting global allocator for the no-heap-on-the-packet-path check;
 //! - [`probe`]: a test driver that detects concurrent entry.
 
@@ -19,9 +22,12 @@ pub mod bench;
 pub mod bpf;
 pub mod cli;
 pub mod ctl;
+pub mod filter;
+pub mod fw;
 pub mod iface;
 pub mod new;
 pub mod pci;
+pub mod pfil;
 pub mod probe;
 pub mod proto;
 pub mod registry;

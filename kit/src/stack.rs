@@ -21,7 +21,9 @@ use pktkit_native::pool::HugePages;
 use pktkit_native::{AttachArgs, DriverError, PacketBatch, Pool, PoolConfig, PoolError, BATCH_MAX};
 
 use crate::bpf::Direction;
+use crate::fw::Firewall;
 use crate::iface::{IfEvent, Interface, SharedRx, SharedTx};
+use crate::pfil::{HookCache, IfInfo, Pfil, Verdict};
 use crate::proto::{IpAddress, IpCidr, NetStack, Port, ProtoError, Service};
 use crate::registry;
 use crate::runtime::{
@@ -129,6 +131,10 @@ pub struct Stack {
     /// Multicast groups programmed for the protocol layer, per interface index.
     proto_groups: Mutex<HashMap<u32, Vec<[u8; 6]>>>,
     pci: Arc<crate::pci::VfioOpener>,
+    /// Packet filter hooks of every interface.
+    pfil: Arc<Pfil>,
+    /// The built-in stateless filter (a client of `pfil`).
+    fw: Firewall,
 }
 
 impl Stack {
@@ -139,7 +145,10 @@ impl Stack {
             buffers: cfg.pool_buffers,
             hugepages: cfg.hugepages,
         })?;
+        let pfil = Arc::new(Pfil::new());
         Ok(Stack {
+            fw: Firewall::new(pfil.clone()),
+            pfil,
             rt: Runtime::new(cfg.workers)?,
             pool: pool.clone(),
             policy: LockPolicy::new(cfg.fallback),
@@ -157,6 +166,17 @@ impl Stack {
             proto_groups: Mutex::new(HashMap::new()),
             pci: Arc::new(crate::pci::VfioOpener::new(pool.clone())),
         })
+    }
+
+    /// The packet filter hooks ([`crate::pfil`]): add and remove them at
+    /// any time.
+    pub fn pfil(&self) -> &Arc<Pfil> {
+        &self.pfil
+    }
+
+    /// The built-in stateless filter ([`crate::fw`]).
+    pub fn firewall(&self) -> &Firewall {
+        &self.fw
     }
 
     /// Runs `f` on the protocol layer (e.g. to open a client socket). The
@@ -188,6 +208,11 @@ impl Stack {
             return Err(invalid("driver has no queues"));
         };
         let port = IfPort {
+            info: IfInfo {
+                index: iface.index,
+                name: iface.name.clone(),
+            },
+            hooks: self.pfil.cache(),
             iface: iface.clone(),
             rx: rx.clone(),
             tx: tx.clone(),
@@ -501,6 +526,15 @@ impl Stack {
         for (i, rx) in qa.rx.iter().enumerate() {
             let tx = &qb.tx[i % qb.tx.len()];
             let task = ForwardTask {
+                hooks: self.pfil.cache(),
+                from_info: IfInfo {
+                    index: a.index,
+                    name: a.name.clone(),
+                },
+                to_info: IfInfo {
+                    index: b.index,
+                    name: b.name.clone(),
+                },
                 name: format!("fwd {from}q{i}->{to}"),
                 from: a.clone(),
                 to: b.clone(),
@@ -683,6 +717,10 @@ impl Task for ServiceTask {
 
 /// Moves packets from one receive queue to one transmit queue.
 struct ForwardTask {
+    /// Packet filter hooks: input on `from`, output on `to`.
+    hooks: HookCache,
+    from_info: IfInfo,
+    to_info: IfInfo,
     name: String,
     from: Arc<Interface>,
     to: Arc<Interface>,
@@ -704,6 +742,9 @@ impl Task for ForwardTask {
         };
         if !self.batch.is_empty() {
             self.from.tap_batch(Direction::In, &self.batch, 0);
+            let h = &mut self.hooks;
+            h.filter_batch(Direction::In, &self.from_info, &mut self.batch, 0);
+            h.filter_batch(Direction::Out, &self.to_info, &mut self.batch, 0);
             self.to.tap_batch(Direction::Out, &self.batch, 0);
             {
                 let _entry = self.to.lock.enter();
@@ -753,6 +794,9 @@ pub const FORWARD_BURST: usize = BATCH_MAX;
 /// An interface's queue 0 as the protocol layer's [`Port`], entering the
 /// driver as its concurrency class demands.
 pub struct IfPort {
+    /// The interface as packet filter hooks see it.
+    info: IfInfo,
+    hooks: HookCache,
     iface: Arc<Interface>,
     rx: SharedRx,
     tx: SharedTx,
@@ -767,8 +811,16 @@ impl Port for IfPort {
             let _entry = self.iface.lock.enter();
             lock(&self.rx).rx_burst(batch)
         };
+        // Taps first (tcpdump shows what arrived), then the input hooks.
         self.iface.tap_batch(Direction::In, batch, from);
+        self.hooks
+            .filter_batch(Direction::In, &self.info, batch, from);
         n
+    }
+
+    fn output_filter(&mut self, frame: &mut pktkit_native::Mbuf) -> bool {
+        self.hooks.refresh();
+        self.hooks.is_empty() || self.hooks.run(Direction::Out, &self.info, frame) == Verdict::Pass
     }
 
     fn send(&mut self, batch: &mut PacketBatch) -> usize {

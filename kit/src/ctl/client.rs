@@ -1,5 +1,5 @@
 //! The client side: `pktkit mount|umount|ifconfig|nicinfo|sysctl|netstat|
-//! monitor|instances|ping|tcpcheck`, each a request to a running stack's control socket
+//! monitor|instances|ping|tcpcheck|fw` (and `tcpdump`, in [`super::capture`]), each a request to a running stack's control socket
 //! and a listing in the style operators know (NetBSD's ifconfig and
 //! sysctl), or with `--json` the reply as one JSON object.
 //!
@@ -135,6 +135,42 @@ pub enum CtlCmd {
         /// The echo service: ADDR:PORT ([ADDR]:PORT for IPv6), e.g. 10.9.0.2:7.
         dst: String,
     },
+    /// Capture packets on an interface of a running stack, to a pcap file (-w) or as one line per packet.
+    Tcpdump {
+        /// Instance and output format.
+        #[command(flatten)]
+        opts: CtlOpts,
+        /// Interface to capture on.
+        #[arg(short = 'i', long = "interface")]
+        ifname: String,
+        /// Write a classic pcap file (tcpdump, tshark, Wireshark read it); `-` for standard output.
+        #[arg(short = 'w')]
+        write: Option<String>,
+        /// Stop after this many packets.
+        #[arg(short = 'c')]
+        count: Option<u64>,
+        /// Do not resolve names (pktkit never does; accepted for habit's sake).
+        #[arg(short = 'n')]
+        numeric: bool,
+        /// Bytes kept of each packet (64-65535).
+        #[arg(short = 's', default_value_t = 65535)]
+        snaplen: u64,
+        /// Packets the stack queues for this capture before it drops (and counts) them.
+        #[arg(long, default_value_t = super::capture::DEFAULT_QUEUE)]
+        queue: u64,
+        /// Filter expression, e.g. `icmp and host 192.0.2.1`, `tcp port 7`, `not arp`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        expr: Vec<String>,
+    },
+    /// The stateless filter: list | stats | add N accept|deny [in|out] [on IF] [proto P] [from A[/N] [port P[-Q]]] [to A[/N] [port P[-Q]]] | delete N | policy in|out accept|deny | flush | zero.
+    Fw {
+        /// Instance and output format.
+        #[command(flatten)]
+        opts: CtlOpts,
+        /// The command and its words (list when none).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// List the stack instances running on this machine.
     Instances {
         /// One JSON array.
@@ -178,6 +214,11 @@ impl Conn {
             reader,
             path: path.to_owned(),
         })
+    }
+
+    /// The connection's socket, for commands that stream (`tcpdump`).
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
     }
 
     /// Reads one line (a reply or an event); None at end of stream.
@@ -827,6 +868,32 @@ pub fn run(cmd: CtlCmd) -> ExitCode {
             show_netstat(m, routes, interfaces)
         }),
         CtlCmd::Monitor { opts, count } => monitor(&opts, count),
+        CtlCmd::Tcpdump {
+            opts,
+            ifname,
+            write,
+            count,
+            numeric: _,
+            snaplen,
+            queue,
+            expr,
+        } => super::capture::tcpdump(
+            &opts,
+            &super::capture::TcpdumpArgs {
+                ifname,
+                write,
+                count,
+                snaplen,
+                queue,
+                expr,
+            },
+        ),
+        CtlCmd::Fw { opts, args } => {
+            let stats = args.first().is_some_and(|a| a == "stats");
+            one(&opts, json!({"cmd": "fw", "args": args}), |m| {
+                super::fw::show(m, stats)
+            })
+        }
         CtlCmd::Instances { json } => instances(json),
         CtlCmd::Ping {
             opts,

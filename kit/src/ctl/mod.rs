@@ -1,7 +1,8 @@
 //! The control plane of a running stack: a Unix control socket per instance
 //! and the commands that talk to it (`pktkit mount`, `umount`, `ifconfig`,
-//! `nicinfo`, `sysctl`, `netstat`, `monitor`, `instances`), and traffic
-//! from the stack itself (`pktkit ping`, `tcpcheck`; see [`traffic`]).
+//! `nicinfo`, `sysctl`, `netstat`, `monitor`, `instances`, `fw`), traffic
+//! from the stack itself (`pktkit ping`, `tcpcheck`; see [`traffic`]), and
+//! captures streamed to the client (`pktkit tcpdump`; see [`capture`]).
 //!
 //! # The socket
 //!
@@ -38,7 +39,9 @@
 //! clients; requests are handled one at a time on it, and packets keep
 //! flowing on the workers meanwhile.
 
+pub mod capture;
 pub mod client;
+mod fw;
 pub mod server;
 mod sysctl;
 pub mod traffic;

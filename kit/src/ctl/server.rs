@@ -16,11 +16,13 @@
 //! | `{"cmd":"nicinfo","if":"IF"}` | `nic`: driver, PCI facts, queues, offloads, link, counters |
 //! | `{"cmd":"sysctl"[,"name":"N"][,"value":"V"]}` | `values`: `[{name, value, writable}]` |
 //! | `{"cmd":"netstat"}` | `sockets`, `routes`, `interfaces` |
+//! | `{"cmd":"fw","args":[WORDS]}` | `rules`, `policy`, `active`, `hooks` (see [`super::fw`]) |
+//! | `{"cmd":"tcpdump","if":"IF"[,"filter":"EXPR"][,"count":N][,"snaplen":N][,"queue":N]}` | line `start`, lines `pkt` (one per frame), then `captured`, `received`, `dropped` (see [`super::capture`]) |
 //! | `{"cmd":"monitor"}` | `monitoring`, then one event per line |
 //! | `{"cmd":"ping","dst":"ADDR"[,"if":"IF"][,"count":N][,"interval_ms":N][,"wait_ms":N][,"size":N]}` | lines `start`, `reply` (one per echo reply), then `target`, `if`, `transmitted`, `received`, `rtt_ms` (`min`, `avg`, `max`, or null) |
 //! | `{"cmd":"tcpcheck","dst":"ADDR:PORT","bytes":N[,"if":"IF"][,"timeout_ms":N][,"seed":N]}` | lines `start`, `progress` (every second), then `target`, `if`, `bytes`, `seconds`, `mbit_s`, `connect_ms`; an error on a mismatch, reset or timeout |
 //!
-//! `ping` and `tcpcheck` run as jobs stepped by the control thread (see
+//! `ping`, `tcpcheck` and `tcpdump` run as jobs stepped by the control thread (see
 //! [`super::traffic`]); the lines before the reply have no `ok` field.
 //!
 //! `ifconfig` words are those of the command line: `up`, `down`, `mtu N`,
@@ -450,6 +452,13 @@ fn step_job(c: &mut Client, ctx: &mut Ctx) {
     let Some(job) = c.job.as_mut() else {
         return;
     };
+    if let Job::Capture(cap) = job {
+        // A capture sends only what the client's buffer takes (the rest
+        // waits in the tap, which drops and counts when full), and ends
+        // when the client half-closes or sends anything.
+        cap.room = MAX_QUEUED.saturating_sub(c.outbuf.len());
+        cap.stop |= c.closing || c.inbuf.contains(&b'\n');
+    }
     let mut lines = Vec::new();
     let outcome = job.step(Instant::now(), &mut lines);
     for l in &lines {
@@ -487,7 +496,7 @@ fn handle_line(line: &[u8], c: &mut Client, ctx: &mut Ctx) -> Option<Value> {
     let reply = match serde_json::from_slice::<Value>(line) {
         Err(e) => Err(format!("malformed request (one JSON object per line): {e}")),
         Ok(Value::Object(req)) => match req.get("cmd").and_then(Value::as_str) {
-            Some("ping" | "tcpcheck") => match Job::start(ctx, &req) {
+            Some("ping" | "tcpcheck" | "tcpdump") => match Job::start(ctx, &req) {
                 Ok(job) => {
                     c.job = Some(job);
                     return None;
@@ -556,6 +565,18 @@ fn dispatch(
         "nicinfo" => super::views::nicinfo(ctx, arg(req, "if")?),
         "sysctl" => super::sysctl::request(ctx, opt_arg(req, "name")?, req.get("value")),
         "netstat" => Ok(super::views::netstat(ctx)),
+        "fw" => {
+            let words = match req.get("args") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|w| w.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("'args' must be an array of strings")?,
+                Some(_) => return Err("'args' must be an array of strings".into()),
+            };
+            super::fw::request(ctx, &words)
+        }
         "monitor" => {
             c.monitor = true;
             let mut m = Map::new();
@@ -563,7 +584,7 @@ fn dispatch(
             Ok(m)
         }
         other => Err(format!(
-            "unknown command '{other}' (info, mount, umount, ifconfig, nicinfo, sysctl, netstat, monitor, ping, tcpcheck)"
+            "unknown command '{other}' (info, mount, umount, ifconfig, nicinfo, sysctl, netstat, monitor, ping, tcpcheck, tcpdump, fw)"
         )),
     }
 }

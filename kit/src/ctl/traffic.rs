@@ -54,6 +54,8 @@ pub(super) enum Job {
     Ping(PingJob),
     /// `tcpcheck`.
     Tcp(TcpJob),
+    /// `tcpdump`.
+    Capture(super::capture::CaptureJob),
 }
 
 impl Job {
@@ -62,6 +64,7 @@ impl Job {
         match arg(req, "cmd")? {
             "ping" => PingJob::start(ctx, req).map(Job::Ping),
             "tcpcheck" => TcpJob::start(ctx, req).map(Job::Tcp),
+            "tcpdump" => super::capture::CaptureJob::start(ctx, req).map(Job::Capture),
             other => Err(format!("'{other}' is not a traffic command")),
         }
     }
@@ -72,6 +75,7 @@ impl Job {
         match self {
             Job::Ping(p) => p.step(now, lines),
             Job::Tcp(t) => t.step(now, lines),
+            Job::Capture(c) => c.step(now, lines),
         }
     }
 }

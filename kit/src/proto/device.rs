@@ -156,7 +156,13 @@ impl TxPath<'_> {
         self.batch.room() > 0
     }
 
-    fn queue(&mut self, m: Mbuf) {
+    fn queue(&mut self, mut m: Mbuf) {
+        // Output hooks see each frame once, when it is built (a frame the
+        // port does not take at once stays queued, already filtered). A
+        // dropped frame is counted by the hook that dropped it.
+        if !self.port.output_filter(&mut m) {
+            return;
+        }
         let len = m.pkt_len() as u64;
         match self.batch.push(m) {
             Ok(()) => {

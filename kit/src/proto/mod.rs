@@ -94,6 +94,12 @@ pub trait Port {
     /// The interface's IP MTU (1500 for plain Ethernet), without the
     /// 14-byte Ethernet header.
     fn mtu(&self) -> usize;
+    /// Runs the output packet filter hooks ([`crate::pfil`]) on a frame
+    /// the protocol layer built, before it is queued; false means a hook
+    /// dropped it (the caller frees it). Passes everything by default.
+    fn output_filter(&mut self, _frame: &mut pktkit_native::Mbuf) -> bool {
+        true
+    }
 }
 
 /// Per-interface counters of the protocol layer.
