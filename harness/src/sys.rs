@@ -247,17 +247,26 @@ impl AnonMemory {
             .max(1)
             .checked_next_multiple_of(page)
             .ok_or_else(|| DeviceError::Range(format!("DMA allocation of {len} bytes")))?;
-        // SAFETY: a new private anonymous mapping at a kernel-chosen address.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
+        // Below 2 GiB first (MAP_32BIT): IOVA = VA, and devices with 32-bit
+        // DMA addresses (RTL8139 TSAD/RBSTART, PCnet, 8255x) must reach
+        // their rings. Anywhere when that window is full.
+        let map = |extra: libc::c_int| {
+            // SAFETY: a new private anonymous mapping at a kernel-chosen address.
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | extra,
+                    -1,
+                    0,
+                )
+            }
         };
+        let mut p = map(libc::MAP_32BIT);
+        if p == libc::MAP_FAILED {
+            p = map(0);
+        }
         if p == libc::MAP_FAILED {
             return Err(os_err(format!("mmap {len} bytes of DMA memory")));
         }

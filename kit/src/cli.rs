@@ -521,6 +521,25 @@ pub fn new_native(req: crate::new::NewNative) -> ExitCode {
     }
 }
 
+/// `pktkit new legacy NAME`.
+pub fn new_legacy(req: crate::new::NewLegacy) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match crate::new::new_legacy(&req, &cwd) {
+        Ok(dir) => {
+            println!(
+                "created {}/devn-{}.c and its Makefile: `make -C {}` builds devn-{}.so \
+                 for -d legacy:PATH",
+                dir.display(),
+                req.name,
+                dir.display(),
+                req.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
 /// `pktkit harness bind|unbind BDF`: hands a PCI function to vfio-pci (or
 /// back to its driver).
 pub fn harness_bind(bdf: &str, bind: bool) -> ExitCode {

@@ -69,6 +69,21 @@ enum NewCmd {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// A legacy-ABI C driver (templates/legacy-driver): devn-NAME.c and a
+    /// Makefile building devn-NAME.so for `-d legacy:PATH`.
+    Legacy {
+        /// Driver name; the files are devn-NAME.c and its Makefile.
+        name: String,
+        /// PCI vendor id it attaches to with pci=.
+        #[arg(long, default_value = "0x10ec", value_parser = parse_hex16)]
+        vendor: u16,
+        /// PCI device id it attaches to.
+        #[arg(long, default_value = "0x8029", value_parser = parse_hex16)]
+        device: u16,
+        /// Output directory (default: ./devn-NAME).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn parse_hex16(s: &str) -> Result<u16, String> {
@@ -190,6 +205,20 @@ fn main() -> ExitCode {
         } => cli::new_native(pktkit::new::NewNative {
             name,
             prefix,
+            vendor,
+            device,
+            dir,
+        }),
+        Cmd::New {
+            which:
+                NewCmd::Legacy {
+                    name,
+                    vendor,
+                    device,
+                    dir,
+                },
+        } => cli::new_legacy(pktkit::new::NewLegacy {
+            name,
             vendor,
             device,
             dir,

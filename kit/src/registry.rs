@@ -10,6 +10,8 @@ static BUILTIN: &[&DriverFactory] = &[
     &pktkit_drv_afpacket::FACTORY,
     &pktkit_drv_virtio::FACTORY,
     &pktkit_drv_e1000::FACTORY,
+    &pktkit_bsdnull::FACTORY,
+    &pktkit_rtk::FACTORY,
     &crate::probe::FACTORY,
 ];
 
@@ -18,9 +20,24 @@ pub fn builtin() -> &'static [&'static DriverFactory] {
     BUILTIN
 }
 
-/// The driver called `name`.
+/// The driver called `name`: a built-in, or a legacy-ABI driver named
+/// `legacy:/path/driver.so` (loaded and checked on first use by
+/// pktkit-shim; the library stays loaded).
 pub fn find(name: &str) -> Option<&'static DriverFactory> {
+    if pktkit_shim::is_legacy_name(name) {
+        return pktkit_shim::factory(name).ok();
+    }
     BUILTIN.iter().copied().find(|f| f.name == name)
+}
+
+/// Why a loadable driver name (`legacy:/path.so`) does not resolve (file
+/// missing, not a shared object for this machine, no entry symbol, ABI
+/// major not supported); `None` for any other name.
+pub fn load_error(name: &str) -> Option<pktkit_native::DriverError> {
+    if pktkit_shim::is_legacy_name(name) {
+        return pktkit_shim::factory(name).err();
+    }
+    None
 }
 
 /// The names of every driver, for error messages.

@@ -361,6 +361,12 @@ impl Stack {
 
     /// Checks a driver spec without attaching anything.
     pub fn check(spec: &DriverSpec) -> Result<(), StackError> {
+        if let Some(source) = registry::load_error(&spec.name) {
+            return Err(StackError::Driver {
+                driver: spec.name.clone(),
+                source,
+            });
+        }
         let f = registry::find(&spec.name).ok_or_else(|| StackError::UnknownDriver {
             name: spec.name.clone(),
             available: registry::names(),

@@ -173,7 +173,8 @@ const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin P
                   reports go to <target>/lab/conformance-*.{json,xml} (timeout 900)
   --cross         two stacks in the guest, one on an e1000 (wm0) and one on a virtio-net
                   (vio0), ping each other and move 8 MiB over TCP, content checked
-                  (NICs default to e1000,virtio; timeout 600)
+                  (NICs default to e1000,virtio; timeout 600); with ne2k_pci instead of
+                  virtio, b is the legacy ne2000 (en0) through the shim
   --keep          after the command, keep the guest up with a shell on the console
   --verbose       echo the guest console while it runs";
 
@@ -279,8 +280,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !opts.nics_given {
             opts.nics = parse_nics("e1000,virtio")?;
         }
-        let (wm, vio) = cross::plan(&opts.nics)?;
-        opts.cmd = cross::script(&wm, &vio);
+        let (wm, b_spec, b_if) = cross::plan(&opts.nics)?;
+        opts.cmd = cross::script(&wm, &b_spec, b_if);
         if !opts.timeout_given {
             opts.timeout = Duration::from_secs(600);
         }
@@ -657,6 +658,44 @@ fn stage_module(src: &Path, dst: &Path) -> Result<(), String> {
     }
 }
 
+/// Copies the legacy-ABI drivers the guest build made (shim-legacy's
+/// build.rs puts them in `<build>/<target>/release/legacy/`) to the guest's
+/// `/lib/pktkit/`, with the C library they link against (the host's, which
+/// built them): the static pktkit binary dlopens them
+/// (`-d legacy:/lib/pktkit/devn-ne2000.so,pci=...`).
+fn stage_legacy_drivers(dir: &Path, stage: &Path) -> Result<(), String> {
+    let src = dir.join("build").join(GUEST_TARGET).join("release/legacy");
+    let Ok(entries) = fs::read_dir(&src) else {
+        return Ok(());
+    };
+    let dst = stage.join("lib/pktkit");
+    fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "so") {
+            if let Some(name) = p.file_name() {
+                fs::copy(&p, dst.join(name)).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+        }
+    }
+    // The dynamic loader's search path differs between static and dynamic
+    // programs: put both libraries in every directory it may look in.
+    for lib in [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+    ] {
+        let name = Path::new(lib).file_name().unwrap_or_default();
+        for dir in ["lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib"] {
+            let to = stage.join(dir).join(name);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            fs::copy(lib, &to).map_err(|e| format!("{lib}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn make_initramfs(
     dir: &Path,
     kernel: &Kernel,
@@ -705,6 +744,8 @@ fn make_initramfs(
             .ok_or_else(|| format!("{}: no file name", b.display()))?;
         fs::copy(b, stage.join("bin").join(name)).map_err(|e| mkerr(b, e))?;
     }
+
+    stage_legacy_drivers(dir, &stage)?;
 
     let cmd_path = stage.join("lab/cmd.sh");
     fs::write(&cmd_path, format!("{}\n", opts.cmd)).map_err(|e| mkerr(&cmd_path, e))?;

@@ -3,7 +3,8 @@
 //! Two stack instances run in the guest, each with its own VFIO container
 //! (each process opens its own device's group): `a` on the first e1000
 //! (wm0, 10.9.0.1/24, echo and discard) and `b` on the first virtio-net
-//! (vio0, 10.9.0.2/24, echo), both on the lab's hub. Once both control
+//! (vio0, 10.9.0.2/24, echo) or, when there is no virtio NIC, the first
+//! ne2k_pci through the legacy shim (en0), both on the lab's hub. Once both control
 //! sockets answer, each pings the other three times and `a` moves 8 MiB
 //! through `b`'s echo service with every byte checked (`pktkit tcpcheck`).
 //! Each step ends with `@@LAB cross STEP STATUS`; the host prints the
@@ -20,22 +21,42 @@ pub const STEPS: [&str; 4] = ["start", "ping-a", "ping-b", "tcp"];
 /// Bytes the TCP check moves.
 pub const TCP_BYTES: u64 = 8 << 20;
 
-/// The two NICs: `(e1000 BDF, virtio BDF)`.
-pub fn plan(nics: &[&Model]) -> Result<(String, String), String> {
+/// The two NICs: `(e1000 BDF, b's -d spec, b's interface)`. `b` is the
+/// first virtio-net (vio0) or, without one, the first ne2k_pci through the
+/// legacy shim (en0, `devn-ne2000.so`).
+pub fn plan(nics: &[&Model]) -> Result<(String, String, &'static str), String> {
     let find = |names: &[&str]| nics.iter().position(|m| names.contains(&m.name));
     let wm = find(&["e1000", "e1000e"]).ok_or("--cross needs an e1000 or e1000e NIC")?;
-    let vio = find(&["virtio", "virtio-mq"]).ok_or("--cross needs a virtio NIC")?;
-    Ok((nic_bdf(wm), nic_bdf(vio)))
+    if let Some(vio) = find(&["virtio", "virtio-mq"]) {
+        return Ok((
+            nic_bdf(wm),
+            format!("virtio-net,pci={}", nic_bdf(vio)),
+            "vio0",
+        ));
+    }
+    let ne = find(&["ne2k_pci"]).ok_or("--cross needs a virtio or ne2k_pci NIC")?;
+    Ok((
+        nic_bdf(wm),
+        format!("legacy:/lib/pktkit/devn-ne2000.so,pci={}", nic_bdf(ne)),
+        "en0",
+    ))
 }
 
-/// The guest command.
-pub fn script(wm: &str, vio: &str) -> String {
+/// The guest command: `a` on the e1000 at `wm`, `b` from `b_spec` (`b_if`).
+pub fn script(wm: &str, b_spec: &str, b_if: &str) -> String {
+    // The legacy NE2000 is a 10 Mbit/s card moving every byte by port I/O
+    // (a VFIO access each, under TCG): give its 8 MiB more time.
+    let tcp_timeout = if b_spec.starts_with("legacy:") {
+        180
+    } else {
+        30
+    };
     let mut s = String::from("dmesg -n 1\nstatus=0\n");
     let _ = write!(
         s,
         "pktkit run --instance a -d e1000,pci={wm} --ip wm0=10.9.0.1/24 --serve echo,discard > /tmp/a.log 2>&1 &\n\
          pa=$!\n\
-         pktkit run --instance b -d virtio-net,pci={vio} --ip vio0=10.9.0.2/24 --serve echo > /tmp/b.log 2>&1 &\n\
+         pktkit run --instance b -d {b_spec} --ip {b_if}=10.9.0.2/24 --serve echo > /tmp/b.log 2>&1 &\n\
          pb=$!\n\
          rc=1\n\
          for i in $(seq 1 600); do\n\
@@ -44,11 +65,11 @@ pub fn script(wm: &str, vio: &str) -> String {
          done\n\
          echo \"{MARK_CROSS}start $rc\"\n\
          if [ $rc = 0 ]; then\n\
-         \x20 pktkit ifconfig --instance a wm0; pktkit ifconfig --instance b vio0\n\
+         \x20 pktkit ifconfig --instance a wm0; pktkit ifconfig --instance b {b_if}\n\
          \x20 pktkit ping --instance a -c 3 10.9.0.2; rc=$?; echo \"{MARK_CROSS}ping-a $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 pktkit ping --instance b -c 3 10.9.0.1; rc=$?; echo \"{MARK_CROSS}ping-b $rc\"; [ $rc = 0 ] || status=1\n\
-         \x20 pktkit tcpcheck --instance a 10.9.0.2:7 --bytes {TCP_BYTES} --timeout 30; rc=$?; echo \"{MARK_CROSS}tcp $rc\"; [ $rc = 0 ] || status=1\n\
-         \x20 if [ $rc != 0 ]; then echo '== nicinfo a'; pktkit nicinfo --instance a wm0; echo '== nicinfo b'; pktkit nicinfo --instance b vio0; echo '== sysctl a'; pktkit sysctl --instance a; echo '== sysctl b'; pktkit sysctl --instance b; echo '== netstat a'; pktkit netstat --instance a; echo '== netstat b'; pktkit netstat --instance b; fi\n\
+         \x20 pktkit tcpcheck --instance a 10.9.0.2:7 --bytes {TCP_BYTES} --timeout {tcp_timeout}; rc=$?; echo \"{MARK_CROSS}tcp $rc\"; [ $rc = 0 ] || status=1\n\
+         \x20 if [ $rc != 0 ]; then for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) wchan: $(cat $t/wchan) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; sleep 1; for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread again $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; for c in 'nicinfo --instance a wm0' 'nicinfo --instance b {b_if}' 'sysctl --instance a' 'sysctl --instance b' 'netstat --instance a' 'netstat --instance b'; do echo \"== $c\"; timeout 5 pktkit $c; done; fi\n\
          \x20 pktkit netstat -i --instance a; pktkit netstat -i --instance b\n\
          else\n\
          \x20 status=1\n\
@@ -118,11 +139,24 @@ mod tests {
         let nics = super::super::parse_nics("rtl8139,e1000,virtio,e1000").unwrap();
         assert_eq!(
             plan(&nics).unwrap(),
-            ("0000:00:03.0".to_owned(), "0000:00:04.0".to_owned())
+            (
+                "0000:00:03.0".to_owned(),
+                "virtio-net,pci=0000:00:04.0".to_owned(),
+                "vio0"
+            )
         );
         let only = super::super::parse_nics("e1000,e1000").unwrap();
         assert!(plan(&only).unwrap_err().contains("virtio"));
-        let s = script("0000:00:02.0", "0000:00:03.0");
+        let legacy = super::super::parse_nics("ne2k_pci,e1000").unwrap();
+        assert_eq!(
+            plan(&legacy).unwrap(),
+            (
+                "0000:00:03.0".to_owned(),
+                "legacy:/lib/pktkit/devn-ne2000.so,pci=0000:00:02.0".to_owned(),
+                "en0"
+            )
+        );
+        let s = script("0000:00:02.0", "virtio-net,pci=0000:00:03.0", "vio0");
         assert!(
             s.contains("-d e1000,pci=0000:00:02.0 --ip wm0=10.9.0.1/24"),
             "{s}"

@@ -48,7 +48,24 @@ fn driver_for(model: &str) -> Option<&'static str> {
     match model {
         "e1000" | "e1000e" => Some("e1000"),
         "virtio" | "virtio-mq" => Some("virtio-net"),
+        "ne2k_pci" => Some(LEGACY_NE2000),
+        "rtl8139" => Some("rtk"),
         _ => None,
+    }
+}
+
+/// Ported NetBSD drivers (compat-bsd): checked against a native peer.
+const PORTED: &[&str] = &["rtk"];
+
+/// The legacy-ABI NE2000 driver, as the lab installs it in the guest
+/// (shim-legacy; `stage_legacy_drivers` in lab.rs).
+const LEGACY_NE2000: &str = "legacy:/lib/pktkit/devn-ne2000.so";
+
+/// The shell test for "this guest has driver `d`".
+fn has_driver(d: &str) -> String {
+    match d.strip_prefix("legacy:") {
+        Some(path) => format!("[ -f {path} ]"),
+        None => format!("pktkit drivers | grep -q '^{d} '"),
     }
 }
 
@@ -80,7 +97,14 @@ pub fn plan(nics: &[&Model]) -> (Vec<Run>, Vec<String>) {
         let same_model = (0..nics.len()).find(|&j| j != i && nics[j].name == m.name);
         let same_driver =
             || (0..nics.len()).find(|&j| j != i && driver_for(nics[j].name) == Some(driver));
-        let Some(p) = same_model.or_else(same_driver) else {
+        // A legacy or ported driver is checked against a native peer (an
+        // e1000, wm).
+        let native_peer = || {
+            (driver.starts_with("legacy:") || PORTED.contains(&driver))
+                .then(|| (0..nics.len()).find(|&j| driver_for(nics[j].name) == Some("e1000")))
+                .flatten()
+        };
+        let Some(p) = native_peer().or(same_model).or_else(same_driver) else {
             notes.push(format!("{}: no second NIC for a peer", m.name));
             continue;
         };
@@ -113,13 +137,14 @@ pub fn script(runs: &[Run]) -> String {
             .unwrap_or_default();
         let _ = write!(
             s,
-            "if pktkit drivers | grep -q '^{driver} '; then\n\
+            "if {has}; then\n\
              \x20 echo '== conformance {label}: {dut} with peer {peer}'\n\
              \x20 pktkit harness test -d {dut} --peer {peer}{mac} --json {GUEST_OUT}/conformance-{label}.json --junit {GUEST_OUT}/conformance-{label}.xml\n\
              \x20 rc=$?; echo \"{MARK_SUITE_EXIT}{label} $rc\"; [ $rc = 0 ] || status=1\n\
              else\n\
              \x20 echo '{MARK_SUITE_SKIP}{label} driver {driver} is not in this pktkit'\n\
              fi\n",
+            has = has_driver(r.driver),
             driver = r.driver,
             label = r.label,
             dut = r.dut,
@@ -293,7 +318,7 @@ mod tests {
 
     #[test]
     fn plan_pairs_each_model_with_a_peer() {
-        let nics = super::super::parse_nics("e1000,e1000,e1000e,virtio,virtio,rtl8139").unwrap();
+        let nics = super::super::parse_nics("e1000,e1000,e1000e,virtio,virtio,pcnet").unwrap();
         let (runs, notes) = plan(&nics);
         let got: Vec<(&str, &str, &str)> = runs
             .iter()
@@ -315,11 +340,46 @@ mod tests {
         assert_eq!(runs[2].mac.as_deref(), Some("52:54:00:12:34:03"));
         assert_eq!(
             notes,
-            vec!["rtl8139: no native driver for this model".to_owned()]
+            vec!["pcnet: no native driver for this model".to_owned()]
         );
         let s = script(&runs);
         assert!(s.contains("grep -q '^virtio-net '"), "{s}");
         assert!(s.contains("--mac 52:54:00:12:34:01 --json /tmp/lab-out/conformance-e1000.json"));
+    }
+
+    #[test]
+    fn plan_checks_the_legacy_ne2000_against_an_e1000() {
+        let nics = super::super::parse_nics("ne2k_pci,e1000").unwrap();
+        let (runs, notes) = plan(&nics);
+        assert!(
+            notes.iter().all(|n| !n.starts_with("ne2k_pci")),
+            "{notes:?}"
+        );
+        let r = runs
+            .iter()
+            .find(|r| r.label == "ne2k_pci")
+            .expect("ne2k_pci run");
+        assert_eq!(r.dut, "legacy:/lib/pktkit/devn-ne2000.so,pci=0000:00:02.0");
+        assert_eq!(r.peer, "e1000,pci=0000:00:03.0");
+        let s = script(&runs);
+        assert!(
+            s.contains("if [ -f /lib/pktkit/devn-ne2000.so ]; then"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn plan_checks_the_ported_rtk_against_an_e1000() {
+        let nics = super::super::parse_nics("e1000,rtl8139").unwrap();
+        let (runs, notes) = plan(&nics);
+        assert!(notes.iter().all(|n| !n.starts_with("rtl8139")), "{notes:?}");
+        let r = runs
+            .iter()
+            .find(|r| r.label == "rtl8139")
+            .expect("rtl8139 run");
+        assert_eq!(r.dut, "rtk,pci=0000:00:03.0");
+        assert_eq!(r.peer, "e1000,pci=0000:00:02.0");
+        assert_eq!(r.mac.as_deref(), Some("52:54:00:12:34:02"));
     }
 
     #[test]

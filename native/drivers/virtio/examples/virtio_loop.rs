@@ -6,8 +6,12 @@
 //! content and order verified over at least 4x the ring size (ring wrap),
 //! multicast filter (an unjoined group dropped, received after joining),
 //! promiscuous mode, counters, interrupt wake-up (arm, sleep in poll() on the
-//! wait fd until a frame arrives; no wake-up when idle), detach/re-attach
-//! with the pool back to full; then a frames-per-second figure.
+//! wait fd until a frame arrives; no wake-up when idle), a frames-per-second
+//! figure, function reset (stop + reset + start: traffic and the multicast
+//! filter survive it), DMA fault injection (receive buffers pointed at an
+//! unmapped IOVA: a DMAR fault in the kernel log, no frame handed up, the
+//! driver's counters say what it saw; traffic after a restart), then
+//! detach/re-attach with the pool back to full.
 //!
 //! Usage (root, in the lab): `virtio_loop [BDF_A BDF_B]` (default
 //! 0000:00:02.0 0000:00:03.0):
@@ -18,10 +22,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pktkit_harness::conformance::{is_dma_fault, KernelLog};
 use pktkit_harness::{bind, VfioContainer};
 use pktkit_native::device::{DeviceError, PciAddress, PciDevice, PciOpener};
 use pktkit_native::{
-    AttachArgs, Control, Driver, Mbuf, OwnerId, PacketBatch, Pool, PoolConfig, Queues,
+    AttachArgs, Control, Driver, Fault, Mbuf, OwnerId, PacketBatch, Pool, PoolConfig, Queues,
 };
 
 /// Ethertype of the test frames (IEEE local experimental).
@@ -428,6 +433,9 @@ fn run(bdfs: [PciAddress; 2]) -> Result<u32, String> {
         );
     }
 
+    reset(&mut lab, &mut a, &mut b)?;
+    dma_fault(&mut lab, &mut a, &mut b)?;
+
     // Detach and re-attach, pool back to full each time.
     let mut ok = true;
     let mut detail = String::new();
@@ -456,6 +464,79 @@ fn run(bdfs: [PciAddress; 2]) -> Result<u32, String> {
         ),
     );
     Ok(lab.failures)
+}
+
+/// A device counter by name (0 when absent).
+fn extra(nic: &Nic, key: &str) -> u64 {
+    nic.drv
+        .counters()
+        .extra
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or(0, |(_, v)| *v)
+}
+
+/// Stop + reset + start of B: traffic flows again and the multicast
+/// filter set before the reset still holds.
+fn reset(lab: &mut Lab, a: &mut Nic, b: &mut Nic) -> Result<(), String> {
+    let group = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x77];
+    let joined = b.drv.control(&Control::SetMulticast(vec![group]));
+    b.stop();
+    let r = b.drv.reset();
+    lab.start(b)?;
+    let (x, y) = exchange(lab, a, b, 64, "reset-traffic");
+    let kept = probe_filter(lab, a, b, group, 2_000_000);
+    let other = probe_filter(lab, a, b, [0x01, 0, 0x5e, 0, 0, 0x78], 2_000_010);
+    let (resets, flr) = (extra(b, "resets"), extra(b, "function_resets"));
+    lab.check(
+        "reset",
+        joined.is_ok() && r.is_ok() && x == 64 && y == 64 && kept == Some(true) && other == Some(false) && resets == 1,
+        format!("reset {r:?}; traffic {x}/{y} of 64; joined group {kept:?}, other {other:?}; resets {resets} (function-level {flr})"),
+    );
+    let _ = b.drv.control(&Control::SetMulticast(Vec::new()));
+    Ok(())
+}
+
+/// B's receive buffers pointed at an unmapped IOVA: frames for B fault in
+/// the IOMMU, none is handed up, and a restart brings B back.
+fn dma_fault(lab: &mut Lab, a: &mut Nic, b: &mut Nic) -> Result<(), String> {
+    let mut log = KernelLog::open_at_end(std::path::Path::new("/dev/kmsg"))
+        .map_err(|e| format!("/dev/kmsg: {e}"))?;
+    let injected = b.drv.inject_fault(Fault::RxBufferIova(0xdead_0000_0000));
+    let frames: Vec<Vec<u8>> = (0..16)
+        .map(|i| frame(b.drv.mac(), a.drv.mac(), 3_000_000 + i, 100))
+        .collect();
+    let sent = send(&lab.pool, a, &frames);
+    let got = recv(b, frames.len(), Duration::from_millis(800));
+    let t0 = Instant::now();
+    let mut fault_line = None;
+    while fault_line.is_none() && t0.elapsed() < Duration::from_secs(3) {
+        fault_line = log.new_lines().into_iter().find(|l| is_dma_fault(l));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let svc = b.drv.service();
+    let rxc = b.queues().rx[0].counters();
+    let counters = format!(
+        "rx_redirected {}, rx_faulted {}, needs_reset {}, rx errors {}",
+        extra(b, "rx_redirected"),
+        extra(b, "rx_faulted"),
+        extra(b, "needs_reset"),
+        rxc.errors
+    );
+    b.stop();
+    lab.start(b)?;
+    let (x, y) = exchange(lab, a, b, 64, "dma-fault-restart-traffic");
+    let seen = extra(b, "rx_faulted") > 0 || svc.needs_reset;
+    lab.check(
+        "dma_fault",
+        injected.is_ok() && got.is_empty() && fault_line.is_some() && seen && x == 64 && y == 64,
+        format!(
+            "inject {injected:?}; sent {sent}, handed up {}; service {svc:?}; {counters}; kernel log {:?}; after restart {x}/{y} of 64",
+            got.len(),
+            fault_line.as_deref().map(str::trim)
+        ),
+    );
+    Ok(())
 }
 
 /// Sends `BENCH_FRAMES` frames of `len` bytes A -> B; returns (frames/s

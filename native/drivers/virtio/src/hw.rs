@@ -8,12 +8,13 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use pktkit_native::device::{PciAddress, PciDevice};
+use pktkit_native::device::{DeviceError, PciAddress, PciDevice};
 use pktkit_native::DriverError;
 
 use crate::mmio::Mmio;
 use crate::pci::{self, Layout, Region};
 use crate::transport::{common, Transport};
+use crate::virtq::QueueView;
 
 /// PCI command register and its bits (PCI Local Bus 3.0 §6.2.2).
 const PCI_COMMAND: u16 = 0x04;
@@ -30,6 +31,11 @@ pub struct HwStats {
     pub tx_linearized: AtomicU64,
     /// Used-ring entries naming a descriptor the driver had not given.
     pub bad_used: AtomicU64,
+    /// Receive descriptors pointed at a fault-injection IOVA.
+    pub rx_redirected: AtomicU64,
+    /// Received buffers dropped because their descriptor no longer named
+    /// them (fault injection): they hold no frame of ours.
+    pub rx_faulted: AtomicU64,
 }
 
 /// The PCI function and the transport over its BARs.
@@ -48,6 +54,11 @@ pub struct Hw {
     live: AtomicBool,
     /// Counters.
     pub stats: HwStats,
+    /// The receive queues' rings, for fault injection from the control
+    /// side. A queue registers at creation and unregisters in its drop,
+    /// before its memory goes: the lock keeps a view from being used while
+    /// its queue is dropped.
+    rx_views: Mutex<Vec<(u16, QueueView)>>,
 }
 
 impl std::fmt::Debug for Hw {
@@ -128,6 +139,7 @@ impl Hw {
             layout,
             live: AtomicBool::new(false),
             stats: HwStats::default(),
+            rx_views: Mutex::new(Vec::new()),
         })
     }
 
@@ -149,6 +161,54 @@ impl Hw {
                 .map_err(|e| dev_err("enabling bus mastering", e))?;
         }
         Ok(())
+    }
+
+    /// Resets the PCI function (FLR or whatever reset the kernel has for
+    /// it) when it offers one; returns whether it did. Call with the device
+    /// reset and its interrupts disabled. The kernel saves and restores the
+    /// config space around the reset; memory decoding and bus mastering are
+    /// re-enabled here in case they did not survive it.
+    pub fn function_reset(&self) -> Result<bool, DriverError> {
+        match self.dev().reset() {
+            Ok(()) => {}
+            Err(DeviceError::Unsupported(why)) => {
+                log::debug!("{}: no function reset ({why})", self.bdf);
+                return Ok(false);
+            }
+            Err(e) => return Err(dev_err("function reset", e)),
+        }
+        self.enable_bus_master()?;
+        Ok(true)
+    }
+
+    /// Registers receive queue `index`'s rings for [`Hw::redirect_rx`].
+    pub fn register_rx(&self, index: u16, view: QueueView) {
+        let mut v = self.rx_views.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|(i, _)| *i != index);
+        v.push((index, view));
+    }
+
+    /// Forgets receive queue `index`'s rings (before they are freed).
+    pub fn unregister_rx(&self, index: u16) {
+        let mut v = self.rx_views.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|(i, _)| *i != index);
+    }
+
+    /// Points every receive buffer the device has not used yet at `iova`
+    /// (fault injection); returns how many descriptors were changed.
+    pub fn redirect_rx(&self, iova: u64) -> usize {
+        let v = self.rx_views.lock().unwrap_or_else(|e| e.into_inner());
+        let n = v
+            .iter()
+            // SAFETY: a view is registered only while its queue (and so its
+            // ring memory) lives: VioRxQueue unregisters it under this lock
+            // in its drop, before the memory is freed.
+            .map(|(_, view)| unsafe { view.redirect_unused(iova) })
+            .sum();
+        self.stats
+            .rx_redirected
+            .fetch_add(n as u64, Ordering::Relaxed);
+        n
     }
 
     /// Marks the device live (it may use its queues from now on).

@@ -19,6 +19,13 @@
 //! the control queue when the table has room (their interrupts stay
 //! suppressed: completions are polled). Without MSI-X the queues are polled.
 //!
+//! For the conformance suite, [`Driver::reset`] resets the device (§2.4,
+//! plus the PCI function reset where the kernel has one) and initialises it
+//! again up to FEATURES_OK, and [`Driver::inject_fault`] points the receive
+//! descriptors the device has not used yet at an unmapped IOVA; the receive
+//! queues drop buffers whose descriptor no longer names them, and `service`
+//! reports DEVICE_NEEDS_RESET.
+//!
 //! Options: `pci=BDF` (required), `queues=N` (default 1; capped at what the
 //! device offers with VIRTIO_NET_F_MQ), `qsize=N` (power of two, default the
 //! device's maximum capped at 256).
@@ -41,8 +48,8 @@ use std::time::Duration;
 use pktkit_native::device::IrqKind;
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
-    DriverFactory, DriverKind, LinkState, Offloads, OptionSpec, OwnerId, Pool, Queues, RxQueue,
-    TxQueue,
+    DriverFactory, DriverKind, Fault, LinkState, Offloads, OptionSpec, OwnerId, Pool, Queues,
+    RxQueue, TxQueue,
 };
 
 use crate::ctrl::{CtrlQueue, CTRL_BUF_LEN, CTRL_QSIZE};
@@ -265,6 +272,13 @@ pub struct VirtioNet {
     ctrl_commands: u64,
     ctrl_errors: u64,
     config_interrupts: u64,
+    /// `service` calls that found DEVICE_NEEDS_RESET set.
+    needs_reset_seen: u64,
+    /// Resets done ([`Driver::reset`]) and how many were function-level.
+    resets: u64,
+    function_resets: u64,
+    /// Fault injections asked for ([`Driver::inject_fault`]).
+    faults_injected: u64,
 }
 
 fn transport_err(bdf: impl std::fmt::Display, e: TransportError) -> DriverError {
@@ -342,6 +356,10 @@ impl VirtioNet {
             ctrl_commands: 0,
             ctrl_errors: 0,
             config_interrupts: 0,
+            needs_reset_seen: 0,
+            resets: 0,
+            function_resets: 0,
+            faults_injected: 0,
         })
     }
 
@@ -736,6 +754,12 @@ impl Driver for VirtioNet {
                 ("config_interrupts".into(), self.config_interrupts),
                 ("tx_linearized".into(), ld(&s.tx_linearized)),
                 ("bad_used".into(), ld(&s.bad_used)),
+                ("rx_redirected".into(), ld(&s.rx_redirected)),
+                ("rx_faulted".into(), ld(&s.rx_faulted)),
+                ("needs_reset".into(), self.needs_reset_seen),
+                ("faults_injected".into(), self.faults_injected),
+                ("resets".into(), self.resets),
+                ("function_resets".into(), self.function_resets),
             ],
         }
     }
@@ -765,7 +789,11 @@ impl Driver for VirtioNet {
         }
         // §4.1.5.4: a configuration change; reading the ISR also clears it.
         let _ = self.hw.t.read_isr();
+        // §2.1.2: set when the device hit an error it cannot recover from
+        // by itself (QEMU: a descriptor it could not map through the
+        // IOMMU); only a reset (stop + start) clears it.
         if self.hw.t.status() & status::DEVICE_NEEDS_RESET != 0 {
+            self.needs_reset_seen += 1;
             out.needs_reset = true;
         }
         let now = self.read_link();
@@ -774,6 +802,84 @@ impl Driver for VirtioNet {
             out.link_changed = true;
         }
         out
+    }
+
+    /// The device reset of §2.4 (write 0 to `device_status`, wait until it
+    /// reads 0), then the function-level reset when the function has one,
+    /// then the initialisation of §3.1.1 again up to FEATURES_OK, checking
+    /// the device accepts the features negotiated at attach. The queues
+    /// are set up by the next `start`, which programs the kept MAC and
+    /// receive filter through the control queue. Only while stopped.
+    fn reset(&mut self) -> Result<(), DriverError> {
+        let bdf = self.hw.bdf;
+        if self.running {
+            return Err(DriverError::Device(format!(
+                "{bdf}: reset while started (stop first)"
+            )));
+        }
+        // No DMA or interrupt from here on (stop left it reset already;
+        // this covers a device that set NEEDS_RESET since).
+        self.hw.quiesce();
+        self.hw.t.reset().map_err(|e| transport_err(bdf, e))?;
+        let flr = self.hw.function_reset()?;
+        self.hw.enable_bus_master()?;
+        let (offered, features) = negotiate(&self.hw)?;
+        if features != self.features {
+            self.hw.t.add_status(status::FAILED);
+            return Err(DriverError::Device(format!(
+                "{bdf}: after reset the device offers {offered:#x}, \
+                 which no longer gives the features {:#x} negotiated at attach",
+                self.features
+            )));
+        }
+        self.resets += 1;
+        self.function_resets += u64::from(flr);
+        log::info!(
+            "{bdf}: reset ({})",
+            if flr {
+                "device status + function-level"
+            } else {
+                "device status"
+            }
+        );
+        Ok(())
+    }
+
+    /// [`Fault::RxBufferIova`], while started: the receive descriptors the
+    /// device has not used yet get that address at once. The device's
+    /// writes there fault in the IOMMU (the guest kernel logs a DMAR fault).
+    /// QEMU 7.2 maps such a buffer through its bounce buffer, so the write
+    /// is lost but the buffer still comes back used: the receive queue sees
+    /// that its descriptor no longer names it and drops it (`rx_faulted`,
+    /// and the queue's `errors`). Where the map itself fails, QEMU marks
+    /// the device broken (DEVICE_NEEDS_RESET), which `service` reports as
+    /// `needs_reset`. The next stop + start builds fresh rings.
+    fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
+        let bdf = self.hw.bdf;
+        match fault {
+            Fault::RxBufferIova(iova) => {
+                if !self.running {
+                    return Err(DriverError::Device(format!(
+                        "{bdf}: fault injection needs a started device"
+                    )));
+                }
+                self.faults_injected += 1;
+                match self.hw.redirect_rx(iova) {
+                    0 => Err(DriverError::Device(format!(
+                        "{bdf}: no receive buffer is posted to the device"
+                    ))),
+                    n => {
+                        log::warn!(
+                            "{bdf}: {n} receive descriptors point at {iova:#x} (fault injection)"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            other => Err(DriverError::Unsupported(format!(
+                "{bdf}: fault injection ({other:?})"
+            ))),
+        }
     }
 
     fn describe(&self) -> Vec<(String, String)> {

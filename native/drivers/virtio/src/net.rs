@@ -39,7 +39,7 @@ pub mod feature {
 
 /// Offsets in `struct virtio_net_config` (virtio 1.1 §5.1.4).
 pub mod config {
-    /// u8[6], valid with VIRTIO_NET_F_MAC.
+    /// `u8[6]`, valid with VIRTIO_NET_F_MAC.
     pub const MAC: usize = 0;
     /// le16, valid with VIRTIO_NET_F_STATUS.
     pub const STATUS: usize = 6;

@@ -82,16 +82,18 @@ impl BufRing {
         }
     }
 
-    /// The next buffer the device is done with and the bytes it wrote;
+    /// The next buffer the device is done with, the bytes it wrote and the
+    /// address its descriptor held (normally the buffer's own);
     /// `Some(None)` for a used entry naming no buffer of ours (counted).
     #[inline]
-    fn take_used(&mut self) -> Option<Option<(Mbuf, u32)>> {
+    fn take_used(&mut self) -> Option<Option<(Mbuf, u32, u64)>> {
         let e = self.vq.pop_used()?;
         let id = e.id() as usize;
         match self.bufs.get_mut(id).and_then(Option::take) {
             Some(m) => {
                 self.free.push(id as u16);
-                Some(Some((m, e.len())))
+                let addr = self.vq.read_desc(id as u16).addr();
+                Some(Some((m, e.len(), addr)))
             }
             None => {
                 self.hw.stats.bad_used.fetch_add(1, Ordering::Relaxed);
@@ -132,6 +134,7 @@ impl VioRxQueue {
     ) -> VioRxQueue {
         // Disarmed until the worker arms it (§2.6.7).
         vq.suppress_interrupts(true);
+        hw.register_rx(index, vq.view());
         let mut q = VioRxQueue {
             ring: BufRing::new(hw, vq, index, notify_off),
             pool,
@@ -238,10 +241,18 @@ impl RxQueue for VioRxQueue {
             let Some(used) = self.ring.take_used() else {
                 break;
             };
-            let Some((m, len)) = used else {
+            let Some((m, len, addr)) = used else {
                 self.counters.errors += 1;
                 continue;
             };
+            if addr != m.iova() - NET_HDR_LEN as u64 {
+                // The descriptor was pointed elsewhere (fault injection):
+                // whatever the device wrote, it was not into this buffer.
+                self.counters.errors += 1;
+                self.hw().stats.rx_faulted.fetch_add(1, Ordering::Relaxed);
+                drop(m);
+                continue;
+            }
             if let Some(m) = self.finish(m, len) {
                 if batch.push(m).is_err() {
                     self.counters.drops += 1; // room was checked: not reached
@@ -284,6 +295,13 @@ impl RxQueue for VioRxQueue {
                 self.counters.interrupts += 1;
             }
         }
+    }
+}
+
+impl Drop for VioRxQueue {
+    fn drop(&mut self) {
+        // Before the ring's memory goes (with the fields, after this).
+        self.ring.hw.unregister_rx(self.ring.index);
     }
 }
 

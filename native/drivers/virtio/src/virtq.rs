@@ -31,7 +31,7 @@
 //! `unsafe` here is confined to reading and writing the block through raw
 //! pointers derived from its base, always at offsets below its length.
 
-use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::atomic::{fence, AtomicU16, AtomicU64, Ordering};
 
 use pktkit_native::device::{DmaMemory, PciDevice};
 
@@ -240,27 +240,48 @@ impl SplitQueue {
         unsafe { &*self.mem.as_ptr().add(off).cast::<AtomicU16>() }
     }
 
-    /// Writes descriptor `i` (masked into the table).
+    /// Writes descriptor `i` (masked into the table). The address is an
+    /// atomic store because [`QueueView::redirect_unused`] may rewrite it
+    /// from another thread; the rest is volatile (the device reads it).
     #[inline]
     pub fn write_desc(&mut self, i: u16, d: Desc) {
-        let i = usize::from(i & self.mask());
-        // SAFETY: i < size, so the 16-byte entry lies in the table; volatile
-        // because the device reads it.
+        let off = 16 * usize::from(i & self.mask());
+        self.view().atomic64(off).store(d.addr, Ordering::Relaxed);
+        // SAFETY: the entry (16 bytes at off, 16-aligned) lies in the table;
+        // len, flags and next are written only by this queue's owner.
         unsafe {
-            self.mem
-                .as_ptr()
-                .add(16 * i)
-                .cast::<Desc>()
-                .write_volatile(d)
+            let p = self.mem.as_ptr().add(off);
+            p.add(8).cast::<u32>().write_volatile(d.len);
+            p.add(12).cast::<u16>().write_volatile(d.flags);
+            p.add(14).cast::<u16>().write_volatile(d.next);
         }
     }
 
     /// Reads descriptor `i` back (masked).
     #[inline]
     pub fn read_desc(&self, i: u16) -> Desc {
-        let i = usize::from(i & self.mask());
+        let off = 16 * usize::from(i & self.mask());
+        let addr = self.view().atomic64(off).load(Ordering::Relaxed);
         // SAFETY: as in write_desc.
-        unsafe { self.mem.as_ptr().add(16 * i).cast::<Desc>().read_volatile() }
+        unsafe {
+            let p = self.mem.as_ptr().add(off);
+            Desc {
+                addr,
+                len: p.add(8).cast::<u32>().read_volatile(),
+                flags: p.add(12).cast::<u16>().read_volatile(),
+                next: p.add(14).cast::<u16>().read_volatile(),
+            }
+        }
+    }
+
+    /// A view of the rings for [`QueueView::redirect_unused`].
+    #[inline]
+    pub fn view(&self) -> QueueView {
+        QueueView {
+            base: self.mem.as_ptr(),
+            layout: self.layout,
+            size: self.size,
+        }
     }
 
     /// Puts head descriptor `head` in the next available-ring slot; the
@@ -268,16 +289,11 @@ impl SplitQueue {
     #[inline]
     pub fn push_avail(&mut self, head: u16) {
         let slot = usize::from(self.avail_idx & self.mask());
-        let off = self.layout.avail + 4 + 2 * slot;
-        // SAFETY: slot < size, so the entry lies inside the ring; the
-        // device reads it only after the release store of publish().
-        unsafe {
-            self.mem
-                .as_ptr()
-                .add(off)
-                .cast::<u16>()
-                .write_volatile(head.to_le())
-        }
+        // Atomic because QueueView::redirect_unused may read it from
+        // another thread; the device reads it only after the release store
+        // of publish().
+        self.atomic16(self.layout.avail + 4 + 2 * slot)
+            .store(head.to_le(), Ordering::Relaxed);
         self.avail_idx = self.avail_idx.wrapping_add(1);
     }
 
@@ -372,6 +388,74 @@ impl SplitQueue {
 // SAFETY: the queue exclusively owns its DMA block (Box<dyn DmaMemory> is
 // Send); the raw pointers are derived from it on each access.
 unsafe impl Send for SplitQueue {}
+
+/// Where a queue's rings are, for another thread to redirect its unused
+/// buffers (fault injection) while the queue's owner keeps running.
+///
+/// Everything both may touch is accessed atomically: descriptor addresses,
+/// available-ring entries and both ring indexes; lengths and flags are
+/// never written through a view.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueView {
+    base: *mut u8,
+    layout: RingLayout,
+    size: u16,
+}
+
+// SAFETY: a view is plain addresses; dereferencing it is `unsafe`
+// (redirect_unused), whose caller guarantees the memory is alive.
+unsafe impl Send for QueueView {}
+
+impl QueueView {
+    fn atomic16(&self, off: usize) -> &AtomicU16 {
+        debug_assert!(off + 2 <= self.layout.len && off & 1 == 0);
+        // SAFETY: callers pass a field offset inside the layout, 2-aligned
+        // in a 16-aligned block that is alive while the view is used (the
+        // contract of `view()` callers and of redirect_unused).
+        unsafe { &*self.base.add(off).cast::<AtomicU16>() }
+    }
+
+    fn atomic64(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off + 8 <= self.layout.len && off & 7 == 0);
+        // SAFETY: as atomic16: a descriptor's address field, 8-aligned
+        // (entries are 16 bytes from a 16-aligned base).
+        unsafe { &*self.base.add(off).cast::<AtomicU64>() }
+    }
+
+    /// Points the buffers the device has not used yet (available-ring
+    /// positions from the device's `used.idx` up to the published
+    /// `avail.idx`) at `iova`, keeping lengths and flags; returns how many.
+    /// Fault injection only. Racing the queue's owner is harmless: a buffer
+    /// the device uses meanwhile may land in its old memory or a new buffer
+    /// may get the address, and either way its descriptor no longer names
+    /// it, which the owner checks when the buffer comes back.
+    ///
+    /// # Safety
+    ///
+    /// The queue this view came from must still own its memory for the
+    /// whole call (not dropped, or the memory freed).
+    pub unsafe fn redirect_unused(&self, iova: u64) -> usize {
+        let mask = self.size - 1;
+        let avail = u16::from_le(self.atomic16(self.layout.avail + 2).load(Ordering::Acquire));
+        // The device's index: entries below it are used (maybe not yet
+        // consumed by the owner) and keep their addresses.
+        let used = u16::from_le(self.atomic16(self.layout.used + 2).load(Ordering::Acquire));
+        let count = avail.wrapping_sub(used).min(self.size);
+        for k in 0..count {
+            let slot = usize::from(used.wrapping_add(k) & mask);
+            let head = self
+                .atomic16(self.layout.avail + 4 + 2 * slot)
+                .load(Ordering::Relaxed);
+            let off = 16 * usize::from(u16::from_le(head) & mask);
+            self.atomic64(off).store(iova.to_le(), Ordering::Relaxed);
+        }
+        // Full fence: the new addresses should reach memory before the
+        // device's next descriptor fetch (best effort: the device fetches
+        // on its own schedule, without a handshake).
+        fence(Ordering::SeqCst);
+        usize::from(count)
+    }
+}
 
 /// A small block of DMA memory for driver-owned buffers (control commands).
 pub struct DmaBuf {
@@ -614,6 +698,49 @@ pub(crate) mod tests {
         dev.use_buf(h, 60);
         assert!(q.enable_interrupts_and_check());
         assert_eq!(q.pop_used().unwrap().len(), 60);
+    }
+
+    #[test]
+    fn redirect_touches_only_what_the_device_has_not_used() {
+        let mut q = queue(8);
+        let mut dev = FakeDevice::of(&q);
+        for i in 0..5u16 {
+            q.write_desc(
+                i,
+                Desc::new(0x1000 * u64::from(i + 1), 2048, VIRTQ_DESC_F_WRITE, 0),
+            );
+            q.push_avail(i);
+        }
+        q.publish();
+        // The device used the first two; we consumed only the first.
+        for _ in 0..2 {
+            let (h, d) = dev.take_avail().unwrap();
+            dev.use_buf(h, d.len());
+        }
+        assert_eq!(q.pop_used().unwrap().id(), 0);
+        // SAFETY: q lives for the call.
+        assert_eq!(unsafe { q.view().redirect_unused(0xdead_0000_0000) }, 3);
+        // Used buffers keep their addresses (1 is used but not consumed).
+        assert_eq!(q.read_desc(0).addr(), 0x1000);
+        assert_eq!(q.read_desc(1).addr(), 0x2000);
+        for i in 2..5u16 {
+            let d = q.read_desc(i);
+            assert_eq!(d.addr(), 0xdead_0000_0000);
+            assert_eq!((d.len(), d.flags()), (2048, VIRTQ_DESC_F_WRITE));
+        }
+        // What the device fetches next carries the new address.
+        assert_eq!(dev.take_avail().unwrap().1.addr(), 0xdead_0000_0000);
+        // Unused descriptors (never pushed) are left alone.
+        assert_eq!(q.read_desc(6), Desc::default());
+        let empty = queue(4);
+        // SAFETY: empty lives for the call.
+        assert_eq!(unsafe { empty.view().redirect_unused(1) }, 0);
+        // Pushed but not published: not the device's yet, left alone.
+        q.write_desc(5, Desc::new(0x6000, 2048, VIRTQ_DESC_F_WRITE, 0));
+        q.push_avail(5);
+        // SAFETY: q lives for the call.
+        assert_eq!(unsafe { q.view().redirect_unused(7) }, 3);
+        assert_eq!(q.read_desc(5).addr(), 0x6000);
     }
 
     #[test]

@@ -1,0 +1,108 @@
+/*
+ * ukphy.c -- the generic PHY driver: any IEEE 802.3 clause 22 PHY, driven
+ * from its standard registers alone (BMCR, BMSR, ANAR, ANLPAR).
+ */
+#include <sys/param.h>
+#include <sys/systm.h>
+#include <net/if.h>
+#include <net/if_media.h>
+#include <dev/mii/mii.h>
+#include <dev/mii/miivar.h>
+
+static int	ukphy_service(struct mii_softc *, struct mii_data *, int);
+static void	ukphy_reset(struct mii_softc *);
+
+const struct mii_phy_funcs ukphy_funcs = {
+	.pf_service = ukphy_service,
+	.pf_status = ukphy_status,
+	.pf_reset = ukphy_reset,
+};
+
+static void
+ukphy_reset(struct mii_softc *sc)
+{
+	mii_phy_reset(sc);
+}
+
+static int
+ukphy_service(struct mii_softc *sc, struct mii_data *mii, int cmd)
+{
+	struct ifnet *ifp = mii->mii_ifp;
+
+	switch (cmd) {
+	case MII_POLLSTAT:
+		break;
+	case MII_MEDIACHG:
+		if (ifp != NULL && (ifp->if_flags & IFF_UP) == 0)
+			break;
+		mii_phy_setmedia(sc);
+		break;
+	case MII_TICK:
+		if (mii_phy_tick(sc) == EJUSTRETURN)
+			return 0;
+		break;
+	case MII_DOWN:
+		mii_phy_down(sc);
+		return 0;
+	}
+	ukphy_status(sc);
+	mii_phy_update(sc, cmd);
+	return 0;
+}
+
+/*
+ * 28.2.4.1.3 and annex 28B.3: with autonegotiation complete, the media is
+ * the best one both ends advertise (ANAR & ANLPAR), in priority order
+ * 100BASE-TX full, 100BASE-T4, 100BASE-TX, 10BASE-T full, 10BASE-T.
+ */
+void
+ukphy_status(struct mii_softc *sc)
+{
+	struct mii_data *mii = sc->mii_pdata;
+	uint16_t bmsr = 0, bmcr = 0, anar = 0, anlpar = 0;
+	int common;
+
+	mii->mii_media_status = IFM_AVALID;
+	mii->mii_media_active = IFM_ETHER;
+	(void)PHY_READ(sc, MII_BMSR, &bmsr);
+	(void)PHY_READ(sc, MII_BMSR, &bmsr);
+	if (bmsr & BMSR_LINK)
+		mii->mii_media_status |= IFM_ACTIVE;
+	(void)PHY_READ(sc, MII_BMCR, &bmcr);
+	if (bmcr & BMCR_ISO) {
+		mii->mii_media_active |= IFM_NONE;
+		mii->mii_media_status = 0;
+		return;
+	}
+	if (bmcr & BMCR_LOOP)
+		mii->mii_media_active |= IFM_LOOP;
+
+	if (bmcr & BMCR_AUTOEN) {
+		if ((bmsr & BMSR_ACOMP) == 0) {
+			mii->mii_media_active |= IFM_NONE;
+			return;
+		}
+		(void)PHY_READ(sc, MII_ANAR, &anar);
+		(void)PHY_READ(sc, MII_ANLPAR, &anlpar);
+		common = anar & anlpar;
+		if (common & ANLPAR_TX_FD)
+			mii->mii_media_active |= IFM_100_TX | IFM_FDX;
+		else if (common & ANLPAR_T4)
+			mii->mii_media_active |= IFM_100_T4 | IFM_HDX;
+		else if (common & ANLPAR_TX)
+			mii->mii_media_active |= IFM_100_TX | IFM_HDX;
+		else if (common & ANLPAR_10_FD)
+			mii->mii_media_active |= IFM_10_T | IFM_FDX;
+		else if (common & ANLPAR_10)
+			mii->mii_media_active |= IFM_10_T | IFM_HDX;
+		else
+			mii->mii_media_active |= IFM_NONE;
+		return;
+	}
+	/* Fixed media: what BMCR selects. */
+	if (bmcr & BMCR_S100)
+		mii->mii_media_active |= IFM_100_TX;
+	else
+		mii->mii_media_active |= IFM_10_T;
+	mii->mii_media_active |= (bmcr & BMCR_FDX) ? IFM_FDX : IFM_HDX;
+}

@@ -1,0 +1,134 @@
+/*
+ * dev/mii/miivar.h -- the MII layer (compat-bsd).
+ *
+ * mii_attach probes the PHY addresses through the driver's readreg, and
+ * attaches a PHY driver to each PHY found: the generic ukphy, which drives
+ * any clause 22 PHY from BMCR/BMSR/ANAR/ANLPAR.  mii_tick (from the
+ * driver's one-second callout), mii_pollstat and mii_mediachg go to every
+ * PHY; when the resolved media changes, the layer calls the driver's
+ * mii_statchg and reports the link with if_link_state_change.
+ *
+ * Register access uses current NetBSD's errno-returning callbacks.
+ */
+#ifndef _DEV_MII_MIIVAR_H_
+#define _DEV_MII_MIIVAR_H_
+
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/device.h>
+#include <net/if.h>
+#include <net/if_media.h>
+#include <dev/mii/mii.h>
+
+struct mii_softc;
+
+typedef int	(*mii_readreg_t)(device_t, int, int, uint16_t *);
+typedef int	(*mii_writereg_t)(device_t, int, int, uint16_t);
+typedef void	(*mii_statchg_t)(struct ifnet *);
+
+struct mii_data {
+	struct ifmedia	mii_media;		/* first, as in NetBSD */
+	struct ifnet	*mii_ifp;
+	int		mii_flags;
+	LIST_HEAD(, mii_softc) mii_phys;
+	u_int		mii_instance;
+	int		mii_media_status;	/* IFM_AVALID, IFM_ACTIVE */
+	int		mii_media_active;	/* resolved media word */
+	mii_readreg_t	mii_readreg;
+	mii_writereg_t	mii_writereg;
+	mii_statchg_t	mii_statchg;
+	device_t	mii_dev;		/* the MAC's device */
+};
+
+/* What the layer asks of a PHY. */
+#define MII_TICK	1	/* once a second */
+#define MII_MEDIACHG	2	/* the user changed the media */
+#define MII_POLLSTAT	3	/* read the status now */
+#define MII_DOWN	4	/* the interface goes down */
+
+struct mii_phy_funcs {
+	int	(*pf_service)(struct mii_softc *, struct mii_data *, int);
+	void	(*pf_status)(struct mii_softc *);
+	void	(*pf_reset)(struct mii_softc *);
+};
+
+struct mii_softc {
+	device_t	mii_dev;	/* the MAC's device: PHYs have none */
+	LIST_ENTRY(mii_softc) mii_list;
+	uint32_t	mii_mpd_oui;
+	uint32_t	mii_mpd_model;
+	uint32_t	mii_mpd_rev;
+	int		mii_phy;	/* PHY address */
+	int		mii_offset;	/* index among the PHYs found */
+	u_int		mii_inst;	/* media instance */
+	const struct mii_phy_funcs *mii_funcs;
+	struct mii_data	*mii_pdata;
+	int		mii_flags;	/* MIIF_* */
+	int		mii_capabilities;	/* BMSR */
+	int		mii_extcapabilities;	/* EXTSR */
+	int		mii_ticks;
+	int		mii_anegticks;
+	int		mii_media_active;
+	int		mii_media_status;
+	char		mii_name[24];
+};
+
+struct mii_attach_args {
+	struct mii_data	*mii_data;
+	int		mii_phyno;
+	uint32_t	mii_id1;
+	uint32_t	mii_id2;
+	int		mii_capmask;
+	int		mii_flags;
+};
+
+#define MIIF_INITDONE	0x00000001
+#define MIIF_NOISOLATE	0x00000002
+#define MIIF_NOLOOP	0x00000004
+#define MIIF_DOINGAUTO	0x00000008
+#define MIIF_AUTOTSLEEP	0x00000010
+#define MIIF_HAVEFIBER	0x00000020
+#define MIIF_HAVE_GTCR	0x00000040
+#define MIIF_IS_1000X	0x00000080
+#define MIIF_DOPAUSE	0x00000100
+#define MIIF_IS_HPNA	0x00000200
+#define MIIF_FORCEANEG	0x00000400
+#define MIIF_NOMANPAUSE	0x00100000
+#define MIIF_INHERIT_MASK (MIIF_NOISOLATE | MIIF_NOLOOP | MIIF_AUTOTSLEEP | \
+			   MIIF_DOPAUSE | MIIF_FORCEANEG)
+
+#define MII_ANEGTICKS		5
+#define MII_ANEGTICKS_GIGE	17
+
+#define MII_PHY_ANY	-1
+#define MII_OFFSET_ANY	-1
+
+#define PHY_READ(p, r, v) \
+	(*(p)->mii_pdata->mii_readreg)((p)->mii_dev, (p)->mii_phy, (r), (v))
+#define PHY_WRITE(p, r, v) \
+	(*(p)->mii_pdata->mii_writereg)((p)->mii_dev, (p)->mii_phy, (r), (v))
+#define PHY_SERVICE(p, d, o)	(*(p)->mii_funcs->pf_service)((p), (d), (o))
+#define PHY_STATUS(p)		(*(p)->mii_funcs->pf_status)(p)
+#define PHY_RESET(p)		(*(p)->mii_funcs->pf_reset)(p)
+
+void	mii_attach(device_t, struct mii_data *, int, int, int, int);
+void	mii_detach(struct mii_data *, int, int);
+int	mii_mediachg(struct mii_data *);
+void	mii_tick(struct mii_data *);
+void	mii_pollstat(struct mii_data *);
+void	mii_down(struct mii_data *);
+int	mii_ifmedia_change(struct mii_data *);
+
+/* PHY driver helpers (mii_physubr.c). */
+void	mii_phy_reset(struct mii_softc *);
+void	mii_phy_add_media(struct mii_softc *);
+void	mii_phy_setmedia(struct mii_softc *);
+int	mii_phy_auto(struct mii_softc *);
+int	mii_phy_tick(struct mii_softc *);
+void	mii_phy_status(struct mii_softc *);
+void	mii_phy_update(struct mii_softc *, int);
+void	mii_phy_down(struct mii_softc *);
+void	ukphy_status(struct mii_softc *);
+extern const struct mii_phy_funcs ukphy_funcs;
+
+#endif /* _DEV_MII_MIIVAR_H_ */

@@ -1,0 +1,355 @@
+/*	$pktkit: if_bsdnull.c $	*/
+
+/*
+ * bsdnull -- a NetBSD-style null pseudo-driver, the ported-driver twin of
+ * pktkit's native null driver (and of DPDK's net_null).
+ *
+ * Transmit: if_start takes every packet off if_snd with IFQ_DEQUEUE and
+ * frees it.  Receive: the poll handler (if_poll_establish) allocates frames
+ * with MGETHDR/MCLGET, sets their length (the payload is left as the pool
+ * has it, as the native driver does) and passes them to
+ * if_percpuq_enqueue.  A one-second callout keeps the link up and counts
+ * ticks.
+ *
+ * Options (-d bsdnull,key=value): size (frame length, 14..2048, default
+ * 64); mpsafe=1 (set IFEF_MPSAFE and lock with a kmutex); check=1
+ * (instrument every entry point: count entries and overlaps, for the
+ * execution-model tests); tick=N (callout period in ticks, default hz).
+ *
+ * Locking notes:
+ *	sc_lock (mpsafe=1 only) guards sc_running and the receive statistics
+ *	    the poll handler and if_start share; without IFEF_MPSAFE the
+ *	    runtime serializes every entry point and sc_lock is not used.
+ *	sc_inside and the ev_* counters of the check mode are updated with
+ *	    atomics so that overlaps are seen even without serialization.
+ */
+
+#include <sys/cdefs.h>
+__KERNEL_RCSID(0, "$pktkit: if_bsdnull.c $");
+
+#include <sys/param.h>
+#include <sys/systm.h>
+#include <sys/device.h>
+#include <sys/callout.h>
+#include <sys/mutex.h>
+#include <sys/intr.h>
+#include <sys/evcnt.h>
+#include <sys/atomic.h>
+#include <sys/mbuf.h>
+#include <sys/socket.h>
+#include <sys/sockio.h>
+
+#include <net/if.h>
+#include <net/if_ether.h>
+#include <net/bpf.h>
+
+#define BSDNULL_MINSIZE		ETHER_HDR_LEN
+#define BSDNULL_DEFSIZE		64
+#define BSDNULL_SPIN_US		20	/* check mode: time inside each entry */
+
+struct bsdnull_softc {
+	struct ethercom	sc_ethercom;	/* must be first */
+	device_t	sc_dev;
+	kmutex_t	*sc_lock;	/* mpsafe=1 only */
+	callout_t	sc_tick;
+	void		*sc_softint;
+	int		sc_size;	/* received frame length */
+	int		sc_ticks;	/* callout period */
+	bool		sc_mpsafe;
+	bool		sc_check;
+	bool		sc_running;
+	uint8_t		sc_enaddr[ETHER_ADDR_LEN];
+
+	/* check mode */
+	volatile u_int	sc_inside;
+	struct evcnt	sc_ev_overlap;	/* an entry found another inside */
+	struct evcnt	sc_ev_rxpoll;
+	struct evcnt	sc_ev_start;
+	struct evcnt	sc_ev_tick;
+	struct evcnt	sc_ev_softint;
+	struct evcnt	sc_ev_ioctl;
+	struct evcnt	sc_ev_nobuf;	/* MGETHDR failed */
+};
+
+static int	bsdnull_match(device_t, cfdata_t, void *);
+static void	bsdnull_attach(device_t, device_t, void *);
+static int	bsdnull_detach(device_t, int);
+
+static int	bsdnull_init(struct ifnet *);
+static void	bsdnull_stop(struct ifnet *, int);
+static void	bsdnull_start(struct ifnet *);
+static int	bsdnull_ioctl(struct ifnet *, u_long, void *);
+static int	bsdnull_rxpoll(void *, int);
+static void	bsdnull_tick(void *);
+static void	bsdnull_softint(void *);
+
+CFATTACH_DECL_NEW(bsdnull, sizeof(struct bsdnull_softc),
+    bsdnull_match, bsdnull_attach, bsdnull_detach, NULL);
+
+/* Check mode: enter and leave an instrumented entry point. */
+static void
+bsdnull_enter(struct bsdnull_softc *sc, struct evcnt *ev)
+{
+	if (!sc->sc_check)
+		return;
+	__atomic_add_fetch(&ev->ev_count, 1, __ATOMIC_RELAXED);
+	if (__atomic_add_fetch(&sc->sc_inside, 1, __ATOMIC_SEQ_CST) != 1)
+		__atomic_add_fetch(&sc->sc_ev_overlap.ev_count, 1,
+		    __ATOMIC_RELAXED);
+	DELAY(BSDNULL_SPIN_US);
+}
+
+static void
+bsdnull_leave(struct bsdnull_softc *sc)
+{
+	if (sc->sc_check)
+		__atomic_sub_fetch(&sc->sc_inside, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+bsdnull_lock(struct bsdnull_softc *sc)
+{
+	if (sc->sc_lock != NULL)
+		mutex_enter(sc->sc_lock);
+}
+
+static void
+bsdnull_unlock(struct bsdnull_softc *sc)
+{
+	if (sc->sc_lock != NULL)
+		mutex_exit(sc->sc_lock);
+}
+
+static int
+bsdnull_match(device_t parent, cfdata_t cf, void *aux)
+{
+	/* A pseudo-device: there is nothing to probe. */
+	return 1;
+}
+
+static void
+bsdnull_attach(device_t parent, device_t self, void *aux)
+{
+	struct bsdnull_softc *sc = device_private(self);
+	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
+	long size;
+
+	sc->sc_dev = self;
+	size = pktkit_device_getprop_int(self, "size", BSDNULL_DEFSIZE);
+	if (size < BSDNULL_MINSIZE || size > MCLBYTES) {
+		aprint_error_dev(self, "size %ld outside %d..%d\n", size,
+		    BSDNULL_MINSIZE, MCLBYTES);
+		return;
+	}
+	sc->sc_size = (int)size;
+	sc->sc_mpsafe = pktkit_device_getprop_int(self, "mpsafe", 0) != 0;
+	sc->sc_check = pktkit_device_getprop_int(self, "check", 0) != 0;
+	sc->sc_ticks = (int)pktkit_device_getprop_int(self, "tick", hz);
+	if (sc->sc_ticks < 1)
+		sc->sc_ticks = 1;
+
+	/* A locally administered address with the unit in it. */
+	sc->sc_enaddr[0] = 0x02;
+	sc->sc_enaddr[1] = 0x62;
+	sc->sc_enaddr[2] = 0x73;
+	sc->sc_enaddr[3] = 0x64;
+	sc->sc_enaddr[4] = 0x00;
+	sc->sc_enaddr[5] = (uint8_t)device_unit(self);
+
+	if (sc->sc_mpsafe)
+		sc->sc_lock = mutex_obj_alloc(MUTEX_DEFAULT, IPL_NET);
+	callout_init(&sc->sc_tick, sc->sc_mpsafe ? CALLOUT_MPSAFE : 0);
+	sc->sc_softint = softint_establish(SOFTINT_NET |
+	    (sc->sc_mpsafe ? SOFTINT_MPSAFE : 0), bsdnull_softint, sc);
+
+	evcnt_attach_dynamic(&sc->sc_ev_overlap, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "overlaps");
+	evcnt_attach_dynamic(&sc->sc_ev_rxpoll, EVCNT_TYPE_INTR, NULL,
+	    device_xname(self), "rxpoll");
+	evcnt_attach_dynamic(&sc->sc_ev_start, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "start");
+	evcnt_attach_dynamic(&sc->sc_ev_tick, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "tick");
+	evcnt_attach_dynamic(&sc->sc_ev_softint, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "softint");
+	evcnt_attach_dynamic(&sc->sc_ev_ioctl, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "ioctl");
+	evcnt_attach_dynamic(&sc->sc_ev_nobuf, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "rx no buffer");
+
+	strlcpy(ifp->if_xname, device_xname(self), IFNAMSIZ);
+	ifp->if_softc = sc;
+	ifp->if_flags = IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST;
+	if (sc->sc_mpsafe)
+		ifp->if_extflags = IFEF_MPSAFE;
+	ifp->if_ioctl = bsdnull_ioctl;
+	ifp->if_start = bsdnull_start;
+	ifp->if_init = bsdnull_init;
+	ifp->if_stop = bsdnull_stop;
+	IFQ_SET_MAXLEN(&ifp->if_snd, IFQ_MAXLEN);
+	IFQ_SET_READY(&ifp->if_snd);
+
+	if_attach(ifp);
+	if_deferred_start_init(ifp, NULL);
+	ether_ifattach(ifp, sc->sc_enaddr);
+	if_poll_establish(ifp, bsdnull_rxpoll, sc);
+
+	aprint_normal_dev(self, "null pseudo-device, address %s, "
+	    "%d-byte frames%s%s\n", ether_sprintf(sc->sc_enaddr), sc->sc_size,
+	    sc->sc_mpsafe ? ", MP-safe" : "",
+	    sc->sc_check ? ", checking entry points" : "");
+}
+
+static int
+bsdnull_detach(device_t self, int flags)
+{
+	struct bsdnull_softc *sc = device_private(self);
+	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
+
+	bsdnull_stop(ifp, 1);
+	callout_halt(&sc->sc_tick, NULL);
+	callout_destroy(&sc->sc_tick);
+	if (sc->sc_softint != NULL)
+		softint_disestablish(sc->sc_softint);
+	ether_ifdetach(ifp);
+	if_detach(ifp);
+	evcnt_detach(&sc->sc_ev_overlap);
+	evcnt_detach(&sc->sc_ev_rxpoll);
+	evcnt_detach(&sc->sc_ev_start);
+	evcnt_detach(&sc->sc_ev_tick);
+	evcnt_detach(&sc->sc_ev_softint);
+	evcnt_detach(&sc->sc_ev_ioctl);
+	evcnt_detach(&sc->sc_ev_nobuf);
+	if (sc->sc_lock != NULL)
+		mutex_obj_free(sc->sc_lock);
+	return 0;
+}
+
+static int
+bsdnull_init(struct ifnet *ifp)
+{
+	struct bsdnull_softc *sc = ifp->if_softc;
+
+	bsdnull_lock(sc);
+	sc->sc_running = true;
+	bsdnull_unlock(sc);
+	ifp->if_flags |= IFF_RUNNING;
+	ifp->if_flags &= ~IFF_OACTIVE;
+	ifp->if_baudrate = 10000000000ULL;
+	if_link_state_change(ifp, LINK_STATE_UP);
+	callout_reset(&sc->sc_tick, sc->sc_ticks, bsdnull_tick, sc);
+	return 0;
+}
+
+static void
+bsdnull_stop(struct ifnet *ifp, int disable)
+{
+	struct bsdnull_softc *sc = ifp->if_softc;
+
+	callout_stop(&sc->sc_tick);
+	bsdnull_lock(sc);
+	sc->sc_running = false;
+	bsdnull_unlock(sc);
+	ifp->if_flags &= ~(IFF_RUNNING | IFF_OACTIVE);
+	IFQ_PURGE(&ifp->if_snd);
+}
+
+/* Transmit: everything queued is "sent" at once and freed. */
+static void
+bsdnull_start(struct ifnet *ifp)
+{
+	struct bsdnull_softc *sc = ifp->if_softc;
+	struct mbuf *m;
+	uint64_t pkts = 0, bytes = 0;
+
+	bsdnull_enter(sc, &sc->sc_ev_start);
+	if ((ifp->if_flags & (IFF_RUNNING | IFF_OACTIVE)) != IFF_RUNNING)
+		goto out;
+	for (;;) {
+		IFQ_DEQUEUE(&ifp->if_snd, m);
+		if (m == NULL)
+			break;
+		bpf_mtap(ifp, m, BPF_D_OUT);
+		pkts++;
+		bytes += (uint64_t)m->m_pkthdr.len;
+		m_freem(m);
+	}
+	if_statadd(ifp, if_opackets, pkts);
+	if_statadd(ifp, if_obytes, bytes);
+out:
+	bsdnull_leave(sc);
+}
+
+/* Receive: up to budget fresh frames. */
+static int
+bsdnull_rxpoll(void *arg, int budget)
+{
+	struct bsdnull_softc *sc = arg;
+	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
+	struct mbuf *m;
+	int n;
+
+	bsdnull_enter(sc, &sc->sc_ev_rxpoll);
+	if (!sc->sc_running) {
+		bsdnull_leave(sc);
+		return 0;
+	}
+	for (n = 0; n < budget; n++) {
+		MGETHDR(m, M_DONTWAIT, MT_DATA);
+		if (__predict_false(m == NULL)) {
+			sc->sc_ev_nobuf.ev_count++;
+			if_statinc(ifp, if_iqdrops);
+			break;
+		}
+		MCLGET(m, M_DONTWAIT);
+		m->m_len = m->m_pkthdr.len = sc->sc_size;
+		m_set_rcvif(m, ifp);
+		if_percpuq_enqueue(ifp->if_percpuq, m);
+	}
+	if_statadd(ifp, if_ipackets, (uint64_t)n);
+	if (sc->sc_check && sc->sc_softint != NULL)
+		softint_schedule(sc->sc_softint);
+	bsdnull_leave(sc);
+	return n;
+}
+
+static void
+bsdnull_tick(void *arg)
+{
+	struct bsdnull_softc *sc = arg;
+	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
+
+	bsdnull_enter(sc, &sc->sc_ev_tick);
+	if (sc->sc_running) {
+		if_link_state_change(ifp, LINK_STATE_UP);
+		callout_schedule(&sc->sc_tick, sc->sc_ticks);
+	}
+	bsdnull_leave(sc);
+}
+
+static void
+bsdnull_softint(void *arg)
+{
+	struct bsdnull_softc *sc = arg;
+
+	bsdnull_enter(sc, &sc->sc_ev_softint);
+	bsdnull_leave(sc);
+}
+
+static int
+bsdnull_ioctl(struct ifnet *ifp, u_long cmd, void *data)
+{
+	struct bsdnull_softc *sc = ifp->if_softc;
+	int s, error;
+
+	bsdnull_enter(sc, &sc->sc_ev_ioctl);
+	s = splnet();
+	error = ether_ioctl(ifp, cmd, data);
+	if (error == ENETRESET) {
+		/* No filter to program: every frame is "received". */
+		error = 0;
+	}
+	splx(s);
+	bsdnull_leave(sc);
+	return error;
+}

@@ -1,0 +1,652 @@
+//! One legacy device behind the driver contract: [`LegacyDriver`] (the
+//! control side) and its single rx/tx queue pair.
+//!
+//! Locking: everything of a device (the driver's `dev`, the [`StackCtx`])
+//! sits in one `Mutex<Core>` shared by the driver object and its queues.
+//! The runtime already serializes a [`Concurrency::Serialized`] driver; the
+//! mutex makes that a property of this crate too (an uncontended lock per
+//! burst, not per packet), so no entry point can overlap another even when
+//! called directly (benchmarks, tests).
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pktkit_native::{
+    AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError, LinkState,
+    PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
+};
+
+use crate::ctx::{CallGuard, Callout, ShimCounters, StackCtx, SERVICES};
+use crate::loader::LegacyLibrary;
+use crate::sys;
+
+/// Interface prefix of every shimmed device (io-pkt's convention).
+pub const PREFIX: &str = "en";
+/// Legacy packets (slots) per device: bounds what a driver can hold.
+const SLOTS: usize = 1024;
+/// How often the transmit watchdog looks.
+const WATCHDOG: Duration = Duration::from_secs(1);
+/// Watchdog looks without a completion, with transmits lent, before a timeout.
+const WATCHDOG_STRIKES: u32 = 3;
+
+struct Core {
+    ctx: Box<StackCtx>,
+    dev: *mut sys::pktkit_lg_dev,
+    funcs: sys::pktkit_lg_funcs,
+    shutdown: unsafe extern "C" fn(*mut sys::pktkit_lg_dev),
+    started: bool,
+    stopped_once: bool,
+    last_tx_done: u64,
+    strikes: u32,
+    /// Control or start calls that failed.
+    driver_errors: u64,
+    // Last: keeps the code of `funcs` mapped.
+    lib: Arc<LegacyLibrary>,
+}
+
+// SAFETY: `dev` and `funcs` belong to the loaded driver, which the shim calls
+// from one thread at a time (under the Mutex around Core); the driver keeps
+// no thread affinity (ABI v1: it owns no threads).
+unsafe impl Send for Core {}
+
+impl Core {
+    fn call<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = CallGuard::enter(&self.ctx);
+        f()
+    }
+
+    fn control_raw(&self, cmd: u32, arg: *mut libc::c_void) -> i32 {
+        let Some(ctl) = self.funcs.lf_control else {
+            return sys::PKTKIT_LG_ENOTSUP;
+        };
+        let dev = self.dev;
+        // SAFETY: a v1 control call with the argument its command documents
+        // (the callers pass the right type).
+        self.call(|| unsafe { ctl(dev, cmd, arg) })
+    }
+
+    /// Calls the interrupt handlers and timer callbacks that are due (from
+    /// `service`, and from `rx_burst` of interrupt-driven drivers, so
+    /// receive makes progress whoever polls), then frees completed
+    /// transmits.
+    fn run_callouts(&self) {
+        let mut due = [Callout::None; 16];
+        loop {
+            let n = self.ctx.with(|st| st.ready_events(&mut due));
+            for c in &due[..n] {
+                match *c {
+                    Callout::Intr(h, arg) => {
+                        // SAFETY: a handler and argument the driver
+                        // registered with ls_intr_attach, called serialized.
+                        self.call(|| unsafe { h(arg) });
+                    }
+                    Callout::Timer(f, arg) => {
+                        // SAFETY: a callback and argument the driver
+                        // registered with ls_timer_create.
+                        self.call(|| unsafe { f(arg) });
+                    }
+                    Callout::None => {}
+                }
+            }
+            if n < due.len() {
+                break;
+            }
+        }
+        self.ctx.with(|st| st.flush_frees());
+    }
+
+    fn stats(&self) -> Option<sys::pktkit_lg_stats> {
+        let mut s = sys::pktkit_lg_stats::default();
+        (self.control_raw(sys::PKTKIT_LG_CTL_GET_STATS, (&raw mut s).cast()) == 0).then_some(s)
+    }
+
+    fn stop_driver(&mut self) {
+        if !self.started {
+            return;
+        }
+        if let Some(stop) = self.funcs.lf_stop {
+            let dev = self.dev;
+            // SAFETY: v1 stop on a started device.
+            self.call(|| unsafe { stop(dev) });
+        }
+        self.started = false;
+        self.stopped_once = true;
+        let kept = self.ctx.with(|st| st.reclaim_all());
+        if kept > 0 {
+            log::warn!(
+                "{}: driver {} still held {kept} packets after stop; reclaimed",
+                self.ctx.with(|st| st.name().to_owned()),
+                self.lib.name()
+            );
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.stop_driver();
+        let dev = self.dev;
+        let shutdown = self.shutdown;
+        // SAFETY: v1 shutdown after stop, once.
+        self.call(|| unsafe { shutdown(dev) });
+        self.ctx.with(|st| {
+            st.reclaim_all();
+            st.release_devices();
+        });
+    }
+}
+
+fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lg_error(what: &str, rc: i32) -> DriverError {
+    let errno = -rc;
+    if errno > 0 {
+        DriverError::Io {
+            op: what.to_owned(),
+            source: std::io::Error::from_raw_os_error(errno),
+        }
+    } else {
+        DriverError::Device(format!("{what}: returned {rc}"))
+    }
+}
+
+/// A legacy device attached through the shim.
+pub struct LegacyDriver {
+    core: Arc<Mutex<Core>>,
+    lib: Arc<LegacyLibrary>,
+    ifname: String,
+    mac: [u8; 6],
+    caps: Capabilities,
+    polled: bool,
+    service_fd: RawFd,
+    /// Frames the device buffers on receive (`di_rx_frames`), 0 unknown.
+    rx_frames: u32,
+}
+
+impl LegacyDriver {
+    /// Attaches one device of `lib` (calls its `le_init`).
+    pub fn attach(lib: Arc<LegacyLibrary>, args: &AttachArgs) -> Result<LegacyDriver, DriverError> {
+        let ifname = args
+            .ifnames
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{PREFIX}?"));
+        let ctx = StackCtx::new(
+            &ifname,
+            args.pool.clone(),
+            args.owner(0),
+            SLOTS,
+            &args.options,
+            args.pci.clone(),
+        )
+        .map_err(|source| DriverError::Io {
+            op: "legacy shim: epoll/eventfd".into(),
+            source,
+        })?;
+        let entry = lib.entry();
+        let (Some(init), Some(shutdown)) = (entry.le_init, entry.le_shutdown) else {
+            return Err(DriverError::Device("legacy entry without init".into()));
+        };
+        let mut dev: *mut sys::pktkit_lg_dev = std::ptr::null_mut();
+        let mut funcs: *const sys::pktkit_lg_funcs = std::ptr::null();
+        let mut info = sys::pktkit_lg_devinfo::default();
+        let rc = {
+            let _g = CallGuard::enter(&ctx);
+            // SAFETY: v1 init with the services table, our stack pointer and
+            // out pointers to locals.
+            unsafe { init(&SERVICES, ctx.as_stack(), &mut dev, &mut funcs, &mut info) }
+        };
+        if rc != 0 {
+            ctx.with(|st| {
+                st.reclaim_all();
+                st.release_devices();
+            });
+            return Err(lg_error(&format!("{}: le_init", lib.name()), rc));
+        }
+        if dev.is_null() || funcs.is_null() {
+            // Nothing we can safely call shutdown on: leak what init took.
+            return Err(DriverError::Device(format!(
+                "{}: le_init returned no device or functions",
+                lib.name()
+            )));
+        }
+        // SAFETY: a v1 function table of the loaded driver; copied so no
+        // pointer into the library is kept beyond the code pointers.
+        let funcs = unsafe { *funcs };
+        let polled = funcs.lf_poll.is_some();
+        let core = Core {
+            ctx,
+            dev,
+            funcs,
+            shutdown,
+            started: false,
+            stopped_once: false,
+            last_tx_done: 0,
+            strikes: 0,
+            driver_errors: 0,
+            lib: lib.clone(),
+        };
+        let service_fd = core.ctx.with(|st| st.service_fd());
+        if funcs.lf_transmit.is_none() || funcs.lf_start.is_none() {
+            drop(core);
+            return Err(DriverError::Device(format!(
+                "{}: function table without start or transmit",
+                lib.name()
+            )));
+        }
+        let mut mac = [0u8; 6];
+        if core.control_raw(sys::PKTKIT_LG_CTL_GET_MAC, mac.as_mut_ptr().cast()) != 0 {
+            log::warn!("{ifname}: {} gives no MAC address", lib.name());
+        }
+        let max_mtu = if info.di_max_mtu >= 68 {
+            info.di_max_mtu.min(crate::ctx::MAX_FRAME as u32 - 18)
+        } else {
+            1500
+        };
+        let caps = Capabilities {
+            rx_queues: 1,
+            tx_queues: 1,
+            min_mtu: 68,
+            max_mtu,
+            multicast_slots: info.di_mcast_slots,
+            promisc: info.di_promisc != 0,
+            ..Capabilities::default()
+        };
+        Ok(LegacyDriver {
+            core: Arc::new(Mutex::new(core)),
+            lib,
+            ifname,
+            mac,
+            caps,
+            polled,
+            service_fd,
+            rx_frames: info.di_rx_frames,
+        })
+    }
+
+    /// The shim's counters for this device.
+    pub fn shim_counters(&self) -> ShimCounters {
+        lock(&self.core).ctx.with(|st| st.counters)
+    }
+}
+
+impl Driver for LegacyDriver {
+    fn name(&self) -> &str {
+        PREFIX
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.caps.clone()
+    }
+
+    fn concurrency(&self) -> Concurrency {
+        Concurrency::Serialized
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn start(&mut self) -> Result<Queues, DriverError> {
+        let mut core = lock(&self.core);
+        if core.started {
+            return Err(DriverError::Device(format!(
+                "{}: already started",
+                self.ifname
+            )));
+        }
+        let (start, dev) = (core.funcs.lf_start, core.dev);
+        let Some(start) = start else {
+            return Err(DriverError::Device("no lf_start".into()));
+        };
+        // SAFETY: v1 start on a stopped device.
+        let rc = core.call(|| unsafe { start(dev) });
+        if rc != 0 {
+            core.driver_errors += 1;
+            // The driver may have taken packets before failing.
+            core.ctx.with(|st| st.reclaim_all());
+            return Err(lg_error(&format!("{}: lf_start", self.lib.name()), rc));
+        }
+        core.started = true;
+        core.strikes = 0;
+        core.last_tx_done = core.ctx.with(|st| st.counters.tx_done);
+        drop(core);
+        Ok(Queues {
+            rx: vec![Box::new(LegacyRx {
+                core: self.core.clone(),
+                polled: self.polled,
+                wake_fd: lock(&self.core).ctx.with(|st| st.rx_wait_fd()),
+            })],
+            tx: vec![Box::new(LegacyTx {
+                core: self.core.clone(),
+            })],
+        })
+    }
+
+    fn stop(&mut self, queues: Queues) {
+        drop(queues);
+        lock(&self.core).stop_driver();
+    }
+
+    fn link(&mut self) -> LinkState {
+        let core = lock(&self.core);
+        let mut l = sys::pktkit_lg_link::default();
+        if core.control_raw(sys::PKTKIT_LG_CTL_GET_LINK, (&raw mut l).cast()) != 0 {
+            // A driver that cannot say is reported down.
+            return LinkState::DOWN;
+        }
+        LinkState {
+            up: l.ll_up != 0,
+            speed_mbps: l.ll_speed_mbps,
+            full_duplex: l.ll_full_duplex != 0,
+        }
+    }
+
+    fn control(&mut self, req: &Control) -> Result<(), DriverError> {
+        let mut core = lock(&self.core);
+        let rc = match req {
+            Control::SetMtu(mtu) => {
+                if !(self.caps.min_mtu..=self.caps.max_mtu).contains(mtu) {
+                    return Err(DriverError::Unsupported(format!(
+                        "MTU {mtu} outside {}..={}",
+                        self.caps.min_mtu, self.caps.max_mtu
+                    )));
+                }
+                let mut v = *mtu;
+                core.control_raw(sys::PKTKIT_LG_CTL_SET_MTU, (&raw mut v).cast())
+            }
+            Control::SetMac(mac) => {
+                let mut m = *mac;
+                let rc = core.control_raw(sys::PKTKIT_LG_CTL_SET_MAC, m.as_mut_ptr().cast());
+                if rc == 0 {
+                    self.mac = *mac;
+                }
+                rc
+            }
+            Control::SetPromisc(on) => {
+                let mut v = u32::from(*on);
+                core.control_raw(sys::PKTKIT_LG_CTL_SET_PROMISC, (&raw mut v).cast())
+            }
+            Control::SetAllMulti(on) => {
+                let mut v = u32::from(*on);
+                core.control_raw(sys::PKTKIT_LG_CTL_SET_ALLMULTI, (&raw mut v).cast())
+            }
+            Control::SetMulticast(list) => {
+                let mut m = sys::pktkit_lg_mcast {
+                    lm_count: list.len() as u32,
+                    lm_reserved: 0,
+                    lm_addrs: list.as_ptr(),
+                };
+                core.control_raw(sys::PKTKIT_LG_CTL_SET_MULTICAST, (&raw mut m).cast())
+            }
+        };
+        match rc {
+            0 => Ok(()),
+            sys::PKTKIT_LG_ENOTSUP => Err(DriverError::Unsupported(format!(
+                "{}: {req:?}",
+                self.lib.name()
+            ))),
+            rc => {
+                core.driver_errors += 1;
+                Err(lg_error(&format!("{}: {req:?}", self.lib.name()), rc))
+            }
+        }
+    }
+
+    fn counters(&self) -> DeviceCounters {
+        let core = lock(&self.core);
+        let c = core.ctx.with(|st| st.counters);
+        let stats = core.stats().unwrap_or_default();
+        let packets = c.rx_zero_copy + c.rx_copies;
+        let extra = vec![
+            ("rx_zero_copy".to_owned(), c.rx_zero_copy),
+            ("rx_copies".to_owned(), c.rx_copies),
+            (
+                "rx_copies_per_million".to_owned(),
+                c.rx_copies.saturating_mul(1_000_000) / packets.max(1),
+            ),
+            ("tx_zero_copy".to_owned(), c.tx_zero_copy),
+            ("tx_copies".to_owned(), c.tx_copies),
+            ("tx_done".to_owned(), c.tx_done),
+            ("tx_busy".to_owned(), c.tx_busy),
+            ("tx_timeouts".to_owned(), c.tx_timeouts),
+            ("rx_ring_drops".to_owned(), c.rx_ring_drops),
+            ("pkt_alloc_failures".to_owned(), c.pkt_alloc_failures),
+            ("reclaimed".to_owned(), c.reclaimed),
+            ("bad_packets".to_owned(), c.bad_packets),
+            ("bad_calls".to_owned(), c.bad_calls),
+            ("io_errors".to_owned(), c.io_errors),
+            ("driver_errors".to_owned(), core.driver_errors),
+            ("drv_ipackets".to_owned(), stats.st_ipackets),
+            ("drv_opackets".to_owned(), stats.st_opackets),
+            ("drv_ierrors".to_owned(), stats.st_ierrors),
+            ("drv_oerrors".to_owned(), stats.st_oerrors),
+        ];
+        DeviceCounters {
+            collisions: stats.st_collisions,
+            rx_no_buffer: c.pkt_alloc_failures + stats.st_rx_nobuf,
+            extra,
+        }
+    }
+
+    fn service_fd(&self) -> Option<RawFd> {
+        Some(self.service_fd)
+    }
+
+    fn service_interval(&self) -> Option<Duration> {
+        Some(WATCHDOG)
+    }
+
+    fn service(&mut self) -> Service {
+        let mut core = lock(&self.core);
+        core.run_callouts();
+        // The transmit watchdog: lent transmits and no completion for
+        // WATCHDOG_STRIKES looks in a row is a stalled driver.
+        let (lent, done) = core.ctx.with(|st| (st.tx_lent, st.counters.tx_done));
+        let mut needs_reset = false;
+        if core.started && lent > 0 && done == core.last_tx_done {
+            core.strikes += 1;
+            if core.strikes >= WATCHDOG_STRIKES {
+                core.strikes = 0;
+                core.ctx.with(|st| st.counters.tx_timeouts += 1);
+                log::warn!(
+                    "{}: {} completed no transmit in {}s with {lent} lent: asking for a reset",
+                    self.ifname,
+                    self.lib.name(),
+                    WATCHDOG.as_secs() * WATCHDOG_STRIKES as u64
+                );
+                needs_reset = true;
+            }
+        } else {
+            core.strikes = 0;
+        }
+        core.last_tx_done = done;
+        let link_changed = core.ctx.with(|st| std::mem::take(&mut st.link_changed));
+        Service {
+            link_changed,
+            needs_reset,
+        }
+    }
+
+    fn describe(&self) -> Vec<(String, String)> {
+        let core = lock(&self.core);
+        let (major, minor) = self.lib.abi();
+        let c = core.ctx.with(|st| st.counters);
+        let rx = c.rx_zero_copy + c.rx_copies;
+        let mut v = vec![
+            ("legacy driver".into(), self.lib.name().to_owned()),
+            ("library".into(), self.lib.path().display().to_string()),
+            ("abi".into(), format!("{major}.{minor}")),
+            (
+                "rx copies per packet".into(),
+                format!("{:.3}", c.rx_copies as f64 / rx.max(1) as f64),
+            ),
+            (
+                "tx copies per packet".into(),
+                format!(
+                    "{:.3}",
+                    c.tx_copies as f64 / (c.tx_zero_copy + c.tx_copies).max(1) as f64
+                ),
+            ),
+            ("slots".into(), SLOTS.to_string()),
+        ];
+        if self.rx_frames > 0 {
+            // The device's own receive buffering, e.g. the NE2000's ring:
+            // what a sender may have in flight towards it.
+            v.push(("ring entries".into(), self.rx_frames.to_string()));
+        }
+        for p in core.ctx.with(|st| st.pci_names.clone()) {
+            v.push(("pci".into(), p));
+        }
+        v
+    }
+}
+
+/// The receive queue: drives `lf_poll` (polled drivers) and drains what
+/// the driver's up-calls queued.
+struct LegacyRx {
+    core: Arc<Mutex<Core>>,
+    polled: bool,
+    wake_fd: RawFd,
+}
+
+impl RxQueue for LegacyRx {
+    fn rx_burst(&mut self, batch: &mut PacketBatch) -> usize {
+        let before = batch.len();
+        let core = lock(&self.core);
+        if !core.started {
+            return 0;
+        }
+        if !self.polled {
+            // Interrupt-driven: the driver receives in its handler.
+            core.run_callouts();
+        }
+        core.ctx.with(|st| st.drain_rx(batch));
+        if self.polled && batch.room() > 0 {
+            if let Some(poll) = core.funcs.lf_poll {
+                let budget = batch.room() as u32;
+                let dev = core.dev;
+                let target: *mut PacketBatch = batch;
+                core.ctx.with(|st| st.set_rx_target(target));
+                // SAFETY: v1 poll on a started device; up-calls go into
+                // `batch` through rx_target, which is cleared right after.
+                core.call(|| unsafe { poll(dev, budget) });
+                core.ctx.with(|st| {
+                    st.set_rx_target(std::ptr::null_mut());
+                    st.drain_rx(batch);
+                    st.flush_frees();
+                });
+            }
+        }
+        batch.len() - before
+    }
+
+    fn counters(&self) -> QueueCounters {
+        let c = lock(&self.core).ctx.with(|st| st.counters);
+        QueueCounters {
+            packets: c.rx_zero_copy + c.rx_copies,
+            bytes: c.rx_bytes,
+            errors: c.bad_packets,
+            drops: c.rx_ring_drops + c.pkt_alloc_failures,
+            interrupts: c.interrupts,
+            ..QueueCounters::default()
+        }
+    }
+
+    fn wait_fd(&self) -> Option<RawFd> {
+        // A polled driver has nothing to wait on (like the native null).
+        (!self.polled).then_some(self.wake_fd)
+    }
+
+    fn arm(&mut self) -> bool {
+        lock(&self.core).ctx.with(|st| st.arm_rx())
+    }
+
+    fn disarm(&mut self) {
+        lock(&self.core).ctx.with(|st| st.disarm_rx());
+    }
+}
+
+/// The transmit queue: lends each packet to `lf_transmit` without copying.
+struct LegacyTx {
+    core: Arc<Mutex<Core>>,
+}
+
+impl TxQueue for LegacyTx {
+    fn tx_burst(&mut self, batch: &mut PacketBatch) -> usize {
+        let core = lock(&self.core);
+        if !core.started {
+            return 0;
+        }
+        let (Some(transmit), dev) = (core.funcs.lf_transmit, core.dev) else {
+            return 0;
+        };
+        let mut taken = 0;
+        while let Some(&m) = batch.as_raw().first() {
+            let slot = match core.ctx.with(|st| st.tx_prepare(m)) {
+                None => {
+                    core.ctx.with(|st| st.counters.tx_busy += 1);
+                    break;
+                }
+                Some(Err(())) => {
+                    // Unsendable (a chain longer than the fragment list):
+                    // taken, counted and freed.
+                    batch.take_front_raw(1);
+                    // SAFETY: we own m now and nobody references it.
+                    drop(unsafe { pktkit_native::Mbuf::from_raw(m) });
+                    core.ctx.with(|st| st.counters.tx_errors += 1);
+                    taken += 1;
+                    continue;
+                }
+                Some(Ok(i)) => i,
+            };
+            let (pkt, generation) = core.ctx.with(|st| st.slot_packet(slot));
+            // SAFETY: v1 transmit of a packet whose fragments describe m.
+            let rc = core.call(|| unsafe { transmit(dev, pkt) });
+            let completed = core.ctx.with(|st| st.slot_completed(slot, generation));
+            if completed {
+                // lp_done already ran (and freed m): the packet was taken.
+                batch.take_front_raw(1);
+                core.ctx.with(|st| {
+                    st.counters.tx_zero_copy += 1;
+                    st.counters.tx_bytes += st.slot_len(slot) as u64;
+                });
+                taken += 1;
+            } else if rc == 0 {
+                batch.take_front_raw(1);
+                core.ctx.with(|st| st.tx_taken(slot));
+                taken += 1;
+            } else if rc == sys::PKTKIT_LG_EBUSY {
+                core.ctx.with(|st| {
+                    st.tx_untake(slot);
+                    st.counters.tx_busy += 1;
+                });
+                break;
+            } else {
+                batch.take_front_raw(1);
+                core.ctx.with(|st| st.tx_failed(slot));
+                taken += 1;
+            }
+        }
+        core.ctx.with(|st| st.flush_frees());
+        taken
+    }
+
+    fn counters(&self) -> QueueCounters {
+        let c = lock(&self.core).ctx.with(|st| st.counters);
+        QueueCounters {
+            packets: c.tx_done,
+            bytes: c.tx_bytes,
+            errors: c.tx_errors,
+            ring_full: c.tx_busy,
+            ..QueueCounters::default()
+        }
+    }
+
+    fn reclaim(&mut self) {
+        lock(&self.core).ctx.with(|st| st.flush_frees());
+    }
+}

@@ -1,0 +1,177 @@
+//! Fault containment: a legacy driver that fails, stalls or never completes
+//! a transmit is reported, its buffers are reclaimed, and other devices run on.
+
+mod common;
+
+use common::{attach, extra, pool};
+use pktkit_native::{Control, Driver, DriverError, Mbuf, OwnerId, PacketBatch, Pool};
+use pktkit_shim::drivers;
+
+fn frames(pool: &Pool, owner: OwnerId, n: usize) -> PacketBatch {
+    let mut b = PacketBatch::new();
+    for i in 0..n {
+        let m = Mbuf::from_slice(pool, owner, &[i as u8; 60]).expect("frame");
+        b.push(m).expect("room");
+    }
+    b
+}
+
+/// A healthy device next to the faulty one keeps forwarding.
+fn healthy_runs(pool: &Pool) {
+    let (mut d, owner) = attach(pool, drivers::DEVN_NULL, &[]).expect("good attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(32);
+    assert_eq!(q.rx[0].rx_burst(&mut b), 32);
+    assert_eq!(q.tx[0].tx_burst(&mut b), 32);
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+#[test]
+fn init_and_start_failures_are_errors_with_the_errno() {
+    let pool = pool("bad-init", 256);
+    let e = attach(&pool, drivers::DEVN_BAD, &[("fault", "init")])
+        .err()
+        .expect("fails");
+    match e {
+        DriverError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(libc::EIO)),
+        other => panic!("wrong error {other}"),
+    }
+    let (mut d, owner) = attach(&pool, drivers::DEVN_BAD, &[("fault", "start")]).expect("attach");
+    assert!(d.start().is_err());
+    assert_eq!(extra(&*d, "driver_errors"), 1);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+    healthy_runs(&pool);
+}
+
+#[test]
+fn transmit_errors_are_counted_and_freed() {
+    let pool = pool("bad-txerr", 256);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_BAD, &[("fault", "txerr")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = frames(&pool, owner, 10);
+    assert_eq!(
+        q.tx[0].tx_burst(&mut b),
+        10,
+        "failed packets are taken, not retried"
+    );
+    assert_eq!(q.tx[0].counters().errors, 10);
+    assert_eq!(pool.held_by(owner), 0);
+    d.stop(q);
+    healthy_runs(&pool);
+}
+
+#[test]
+fn a_stalled_transmitter_leaves_packets_with_the_caller() {
+    let pool = pool("bad-busy", 256);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_BAD, &[("fault", "txbusy")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = frames(&pool, owner, 5);
+    assert_eq!(q.tx[0].tx_burst(&mut b), 0);
+    assert_eq!(b.len(), 5, "untouched, for the caller to retry or drop");
+    assert!(q.tx[0].counters().ring_full >= 1);
+    b.free_all();
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+#[test]
+fn transmits_never_completed_are_reported_and_reclaimed_at_stop() {
+    let pool = pool("bad-hold", 2048);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_BAD, &[("fault", "txhold")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = frames(&pool, owner, 100);
+    assert_eq!(q.tx[0].tx_burst(&mut b), 100);
+    assert_eq!(pool.held_by(owner), 100, "lent to the driver");
+    // The watchdog: a few service rounds with no completion ask for a reset.
+    let mut reset = false;
+    for _ in 0..4 {
+        reset |= d.service().needs_reset;
+    }
+    assert!(reset, "a stalled transmitter is reported");
+    assert_eq!(extra(&*d, "tx_timeouts"), 1);
+    // The slot table bounds what the driver can hold: once full, tx takes none.
+    let mut more = frames(&pool, owner, 200);
+    let mut taken = 0;
+    for _ in 0..10 {
+        taken += q.tx[0].tx_burst(&mut more);
+    }
+    assert_eq!(taken, 200);
+    more.free_all();
+    d.stop(q);
+    assert_eq!(extra(&*d, "reclaimed"), 300);
+    assert_eq!(pool.held_by(owner), 0, "reclaimed on stop");
+    // It can be started again after the reset.
+    let q = d.start().expect("restart");
+    d.stop(q);
+    drop(d);
+    healthy_runs(&pool);
+}
+
+#[test]
+fn packets_a_driver_keeps_on_receive_are_reclaimed() {
+    let pool = pool("bad-rxleak", 2048);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_BAD, &[("fault", "rxleak")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(64);
+    for _ in 0..4 {
+        assert_eq!(q.rx[0].rx_burst(&mut b), 0);
+    }
+    assert!(pool.held_by(owner) >= 256);
+    d.stop(q);
+    assert_eq!(pool.held_by(owner), 0);
+    assert_eq!(extra(&*d, "reclaimed"), 256);
+    drop(d);
+}
+
+#[test]
+fn foreign_and_double_frees_and_completions_are_ignored_and_counted() {
+    let pool = pool("bad-rxbad", 512);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_BAD, &[("fault", "rxbad")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(8);
+    assert_eq!(q.rx[0].rx_burst(&mut b), 0);
+    // 8 foreign packets handed up + 8 second frees.
+    assert_eq!(extra(&*d, "bad_packets"), 16);
+    let mut t = frames(&pool, owner, 4);
+    assert_eq!(q.tx[0].tx_burst(&mut t), 4);
+    // Each transmit was completed twice more (once again, once a stranger).
+    assert_eq!(extra(&*d, "bad_packets"), 24);
+    assert_eq!(extra(&*d, "tx_done"), 4);
+    assert_eq!(
+        pool.stats().double_frees,
+        0,
+        "no double free reached the pool"
+    );
+    d.stop(q);
+    assert_eq!(pool.held_by(owner), 0);
+    drop(d);
+    healthy_runs(&pool);
+}
+
+#[test]
+fn control_and_link_failures_are_reported() {
+    let pool = pool("bad-ctl", 64);
+    let (mut d, _o) = attach(&pool, drivers::DEVN_BAD, &[("fault", "ctlerr")]).expect("attach");
+    assert!(!d.link().up, "a driver that cannot say is down");
+    let e = d.control(&Control::SetPromisc(true)).unwrap_err();
+    assert!(matches!(e, DriverError::Io { .. }), "{e}");
+    assert_eq!(extra(&*d, "driver_errors"), 1);
+}
+
+#[test]
+fn a_service_call_outside_a_driver_call_is_refused() {
+    // The services check that the calling device is being called into; a
+    // call from nowhere (no current device) is ignored.
+    let svc = &pktkit_shim::ctx::SERVICES;
+    let alloc = svc.ls_pkt_alloc.expect("set");
+    // SAFETY: the shim's own service with a null stack, outside any call:
+    // it must refuse without touching anything.
+    let p = unsafe { alloc(std::ptr::null_mut(), 64) };
+    assert!(p.is_null());
+    let d: Option<Box<dyn Driver>> = None;
+    drop(d);
+}

@@ -1,0 +1,168 @@
+//! devn-null through the shim: the translation rules, zero copy where the
+//! layout allows, counted copies otherwise, and the v1 snapshot build.
+
+mod common;
+
+use common::{attach, extra, pool};
+use pktkit_native::{Concurrency, Control, Mbuf, PacketBatch, BATCH_MAX};
+use pktkit_shim::drivers;
+
+#[test]
+fn rx_is_zero_copy_and_tx_lends_the_mbufs() {
+    let pool = pool("null-zc", 1024);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL, &[("size", "60")]).expect("attach");
+    assert_eq!(d.name(), "en");
+    assert_eq!(d.concurrency(), Concurrency::Serialized);
+    assert_eq!(d.mac(), [0x02, 0x65, 0x6e, 0, 0, 1]);
+    let mut q = d.start().expect("start");
+    assert!(q.rx[0].wait_fd().is_none(), "a polled driver is polled");
+    let mut b = PacketBatch::new();
+    let n = q.rx[0].rx_burst(&mut b);
+    assert_eq!(n, BATCH_MAX);
+    for m in b.iter() {
+        assert_eq!(m.pkt_len(), 60);
+        assert_eq!(m.segments(), 1);
+        assert_eq!(m.owner(), owner);
+    }
+    assert_eq!(extra(&*d, "rx_zero_copy"), BATCH_MAX as u64);
+    assert_eq!(extra(&*d, "rx_copies"), 0);
+    // Everything received goes back out; the driver completes at once.
+    let sent = q.tx[0].tx_burst(&mut b);
+    assert_eq!(sent, BATCH_MAX);
+    assert!(b.is_empty());
+    assert_eq!(extra(&*d, "tx_zero_copy"), BATCH_MAX as u64);
+    assert_eq!(extra(&*d, "tx_copies"), 0);
+    assert_eq!(extra(&*d, "tx_done"), BATCH_MAX as u64);
+    assert_eq!(q.tx[0].counters().packets, BATCH_MAX as u64);
+    assert_eq!(q.tx[0].counters().bytes, 60 * BATCH_MAX as u64);
+    assert_eq!(q.rx[0].counters().packets, BATCH_MAX as u64);
+    // The driver's own statistics agree.
+    assert_eq!(extra(&*d, "drv_opackets"), BATCH_MAX as u64);
+    let desc = d.describe();
+    assert!(desc
+        .iter()
+        .any(|(k, v)| k == "rx copies per packet" && v == "0.000"));
+    d.stop(q);
+    assert_eq!(pool.held_by(owner), 0, "every buffer is back after stop");
+    drop(d);
+    assert_eq!(pool.available(), 1024);
+}
+
+#[test]
+fn a_chain_is_lent_as_fragments_without_copying() {
+    let pool = pool("null-chain", 64);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL, &[]).expect("attach");
+    let mut q = d.start().expect("start");
+    let frame: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    let m = Mbuf::from_slice(&pool, owner, &frame).expect("chain");
+    assert!(m.segments() >= 3);
+    let mut b = PacketBatch::new();
+    b.push(m).expect("room");
+    assert_eq!(q.tx[0].tx_burst(&mut b), 1);
+    assert_eq!(extra(&*d, "tx_zero_copy"), 1);
+    assert_eq!(extra(&*d, "tx_copies"), 0);
+    assert_eq!(q.tx[0].counters().bytes, 5000);
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+#[test]
+fn fragments_in_driver_memory_are_copied_and_counted() {
+    let pool = pool("null-copy", 512);
+    let (mut d, owner) = attach(
+        &pool,
+        drivers::DEVN_NULL,
+        &[("rxmode", "copy"), ("frags", "3"), ("size", "100")],
+    )
+    .expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(16);
+    assert_eq!(q.rx[0].rx_burst(&mut b), 16);
+    let mac = d.mac();
+    for m in b.iter() {
+        let v = m.to_vec();
+        assert_eq!(v.len(), 100);
+        // devn-null's frame: broadcast destination, its MAC as source,
+        // then byte i = i.
+        assert_eq!(&v[..6], &[0xff; 6]);
+        assert_eq!(&v[6..12], &mac);
+        assert!(v[12..]
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == (i + 12) as u8));
+        assert_ne!(m.flags() & pktkit_native::sys::M_BCAST, 0);
+    }
+    assert_eq!(extra(&*d, "rx_copies"), 16);
+    assert_eq!(extra(&*d, "rx_zero_copy"), 0);
+    assert_eq!(extra(&*d, "rx_copies_per_million"), 1_000_000);
+    b.free_all();
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+#[test]
+fn control_reaches_the_driver_and_is_checked() {
+    let pool = pool("null-ctl", 64);
+    let (mut d, _owner) =
+        attach(&pool, drivers::DEVN_NULL, &[("mac", "02:00:00:00:00:07")]).expect("attach");
+    assert_eq!(d.mac(), [2, 0, 0, 0, 0, 7]);
+    d.control(&Control::SetMac([2, 0, 0, 0, 0, 9]))
+        .expect("mac");
+    assert_eq!(d.mac(), [2, 0, 0, 0, 0, 9]);
+    d.control(&Control::SetPromisc(true)).expect("promisc");
+    d.control(&Control::SetMulticast(vec![[1, 0, 0x5e, 0, 0, 1]]))
+        .expect("multicast");
+    d.control(&Control::SetMtu(1400)).expect("mtu");
+    assert!(d.control(&Control::SetMtu(9000)).is_err());
+    assert!(d.link().up);
+    assert_eq!(d.link().speed_mbps, 10_000);
+}
+
+#[test]
+fn bad_option_values_fail_attach_cleanly() {
+    let pool = pool("null-badopt", 64);
+    let e = attach(&pool, drivers::DEVN_NULL, &[("size", "5")])
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("le_init"), "{e}");
+    let e = attach(&pool, drivers::DEVN_NULL, &[("nosuch", "1")])
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("unknown option"), "{e}");
+}
+
+/// The binary-compatibility check: devn-null compiled against the frozen
+/// legacy_abi_v1.h loads into the current shim and works.
+#[test]
+fn driver_built_against_the_v1_snapshot_loads_and_runs() {
+    let lib = pktkit_shim::LegacyLibrary::load(drivers::DEVN_NULL_V1.as_ref()).expect("v1 driver");
+    assert_eq!(lib.abi(), (1, 0));
+    assert_eq!(lib.name(), "devn-null");
+    let pool = pool("null-v1", 512);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL_V1, &[("size", "128")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(64);
+    assert_eq!(q.rx[0].rx_burst(&mut b), 64);
+    assert!(b.iter().all(|m| m.pkt_len() == 128));
+    assert_eq!(q.tx[0].tx_burst(&mut b), 64);
+    assert_eq!(extra(&*d, "tx_done"), 64);
+    assert_eq!(extra(&*d, "rx_copies"), 0);
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+#[test]
+fn the_v1_snapshot_header_is_unchanged_where_v1_drivers_look() {
+    // The snapshot is frozen: its text is what v1 drivers were built with.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/include/pktkit/");
+    let v1 = std::fs::read_to_string(format!("{dir}legacy_abi_v1.h")).expect("snapshot");
+    assert!(v1.contains("#define PKTKIT_LG_ABI_MAJOR\t1"));
+    let cur = std::fs::read_to_string(format!("{dir}legacy_abi.h")).expect("header");
+    assert!(
+        cur.contains("#define PKTKIT_LG_ABI_MAJOR\t1"),
+        "a new major needs a new shim path"
+    );
+}
