@@ -560,6 +560,9 @@ pub struct TestPlan {
     pub junit: Option<std::path::PathBuf>,
     /// `--mac`: the MAC the DUT must report.
     pub mac: Option<String>,
+    /// `--link-cmd`: drops (`{state}` = down) and restores (up) the DUT's
+    /// carrier; `{pci}` is replaced by the DUT's `pci=` option.
+    pub link_cmd: Option<String>,
 }
 
 /// Buffers in the conformance suite's pool.
@@ -684,6 +687,15 @@ pub fn harness_test(plan: &TestPlan) -> ExitCode {
         peer_label: format!("{peer_if} ({})", plan.peer),
         expected_mac,
         peer_in_same_attach: one_attach,
+        // A command that names the DUT's PCI function is only for a DUT
+        // that has one (the lab passes it for every run, pair included).
+        link_cmd: plan.link_cmd.as_ref().and_then(|c| {
+            match (c.contains("{pci}"), dut_spec.options.get("pci")) {
+                (true, Some(bdf)) => Some(c.replace("{pci}", bdf)),
+                (true, None) => None,
+                (false, _) => Some(c.clone()),
+            }
+        }),
         ..SuiteConfig::default()
     };
     let report = conformance::run(&cfg, &pool, owners, &mut attach);

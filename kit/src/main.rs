@@ -106,6 +106,11 @@ enum HarnessCmd {
         /// The MAC the DUT must report (e.g. QEMU's mac=).
         #[arg(long)]
         mac: Option<String>,
+        /// A shell command that drops the DUT's carrier when `{state}` in it
+        /// reads `down` and restores it for `up` ({pci}: the DUT's pci=);
+        /// runs the link_change check.
+        #[arg(long)]
+        link_cmd: Option<String>,
     },
 }
 
@@ -248,6 +253,7 @@ fn main() -> ExitCode {
                     json,
                     junit,
                     mac,
+                    link_cmd,
                 },
         } => cli::harness_test(&cli::TestPlan {
             dut,
@@ -255,6 +261,7 @@ fn main() -> ExitCode {
             json,
             junit,
             mac,
+            link_cmd,
         }),
     }
 }

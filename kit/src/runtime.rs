@@ -167,6 +167,19 @@ struct Shared {
     deferred: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     timers: Mutex<TimerHeap>,
     softint_fd: RawFd,
+    /// Task calls that panicked.
+    panics: AtomicU64,
+    /// The tasks stopped by a panic, oldest first.
+    faults: Mutex<Vec<TaskFault>>,
+}
+
+/// A task the runtime stopped because one of its calls panicked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskFault {
+    /// The task's name (e.g. the interface and queue it polled).
+    pub task: String,
+    /// The panic's message.
+    pub why: String,
 }
 
 impl Drop for Shared {
@@ -214,6 +227,8 @@ impl Runtime {
             deferred: Mutex::new(Vec::new()),
             timers: Mutex::new(TimerHeap::default()),
             softint_fd,
+            panics: AtomicU64::new(0),
+            faults: Mutex::new(Vec::new()),
         });
         let mut threads = Vec::new();
         for i in 0..workers {
@@ -307,6 +322,12 @@ impl Runtime {
             .collect()
     }
 
+    /// The tasks stopped because a call into them panicked (a driver or
+    /// protocol bug): the rest of the stack runs on without them.
+    pub fn faults(&self) -> Vec<TaskFault> {
+        lock(&self.shared.faults).clone()
+    }
+
     /// Stops every worker and joins them; tasks still placed are dropped.
     pub fn shutdown(mut self) {
         self.stop_threads();
@@ -329,9 +350,61 @@ impl Drop for Runtime {
     }
 }
 
+/// A task on a worker: `dead` once one of its calls panicked (it is no
+/// longer called, its descriptors are no longer watched, and it stays until
+/// removed so its owner gets it back).
+struct Placed {
+    id: TaskId,
+    task: Box<dyn Task>,
+    fds: Vec<RawFd>,
+    dead: bool,
+}
+
+impl Placed {
+    /// Runs `f` on the task unless it is dead; a panic in `f` marks it dead
+    /// (the rest of the worker's tasks run on).
+    fn call<R: Default>(
+        &mut self,
+        shared: &Shared,
+        epoll: RawFd,
+        f: impl FnOnce(&mut dyn Task) -> R,
+    ) -> R {
+        if self.dead {
+            return R::default();
+        }
+        let task = &mut *self.task;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(task))) {
+            Ok(r) => r,
+            Err(payload) => {
+                for &fd in &self.fds {
+                    epoll_del(epoll, fd);
+                }
+                self.dead = true;
+                record_panic(shared, self.task.name(), payload);
+                R::default()
+            }
+        }
+    }
+}
+
+/// Logs and records a panic caught in `what`.
+fn record_panic(shared: &Shared, what: &str, payload: Box<dyn std::any::Any + Send>) {
+    let why = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    log::error!("{what} panicked and is stopped: {why}");
+    shared.panics.fetch_add(1, Ordering::Relaxed);
+    lock(&shared.faults).push(TaskFault {
+        task: what.to_owned(),
+        why,
+    });
+}
+
 fn worker_loop(shared: Arc<Shared>, index: usize) {
     let me = &shared.workers[index];
-    let mut tasks: Vec<(TaskId, Box<dyn Task>, Vec<RawFd>)> = Vec::new();
+    let mut tasks: Vec<Placed> = Vec::new();
     let mut idle = 0u32;
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 32];
     while !shared.stop.load(Ordering::Acquire) {
@@ -345,15 +418,22 @@ fn worker_loop(shared: Arc<Shared>, index: usize) {
                             log::warn!("task {}: cannot watch fd {fd}: {e}", t.name());
                         }
                     }
-                    tasks.push((id, t, fds));
+                    tasks.push(Placed {
+                        id,
+                        task: t,
+                        fds,
+                        dead: false,
+                    });
                 }
                 Request::Remove(id, reply) => {
-                    if let Some(pos) = tasks.iter().position(|(tid, _, _)| *tid == id) {
-                        let (_, t, fds) = tasks.swap_remove(pos);
-                        for fd in fds {
-                            epoll_del(me.epoll, fd);
+                    if let Some(pos) = tasks.iter().position(|p| p.id == id) {
+                        let p = tasks.swap_remove(pos);
+                        if !p.dead {
+                            for &fd in &p.fds {
+                                epoll_del(me.epoll, fd);
+                            }
                         }
-                        let _ = reply.send(t);
+                        let _ = reply.send(p.task);
                     }
                 }
             }
@@ -361,8 +441,8 @@ fn worker_loop(shared: Arc<Shared>, index: usize) {
         let now = Instant::now();
         let mut busy = false;
         let mut deadline: Option<Instant> = None;
-        for (_, t, _) in tasks.iter_mut() {
-            let p = t.poll(now);
+        for t in tasks.iter_mut() {
+            let p = t.call(&shared, me.epoll, |t| t.poll(now));
             busy |= p.busy;
             if let Some(d) = p.deadline {
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
@@ -379,8 +459,11 @@ fn worker_loop(shared: Arc<Shared>, index: usize) {
         }
         // Everyone idle: arm wake-ups, then sleep if all agree.
         let mut may_sleep = true;
-        for (_, t, _) in tasks.iter_mut() {
-            may_sleep &= t.prepare_sleep();
+        for t in tasks.iter_mut() {
+            // A dead task agrees to sleep (Default for bool is false: map it).
+            may_sleep &= t
+                .call(&shared, me.epoll, |t| Some(t.prepare_sleep()))
+                .unwrap_or(true);
         }
         if may_sleep && lock(&me.requests).is_empty() {
             let timeout = deadline
@@ -398,8 +481,8 @@ fn worker_loop(shared: Arc<Shared>, index: usize) {
                 }
             }
         }
-        for (_, t, _) in tasks.iter_mut() {
-            t.after_wake();
+        for t in tasks.iter_mut() {
+            t.call(&shared, me.epoll, |t| t.after_wake());
         }
         idle = 0;
     }
@@ -468,7 +551,11 @@ impl Task for SoftTask {
         let work = std::mem::take(&mut *lock(&sh.deferred));
         let busy = !work.is_empty();
         for f in work {
-            f();
+            // One deferred call that panics is reported and dropped; the
+            // others, and the timers, run on.
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                record_panic(&sh, "softint", p);
+            }
         }
         // Run due timers without holding the heap lock during the callback,
         // so a callback may add or cancel timers.
@@ -484,7 +571,14 @@ impl Task for SoftTask {
                 }
             };
             if let Some((id, (period, mut f))) = due {
-                let again = f();
+                let again = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut f)) {
+                    Ok(again) => again,
+                    Err(p) => {
+                        // A callout that panics is cancelled.
+                        record_panic(&sh, "callout", p);
+                        false
+                    }
+                };
                 if let (true, Some(p)) = (again, period) {
                     lock(&sh.timers).push(now + p, Some(p), id, f);
                 }
@@ -716,6 +810,52 @@ mod tests {
             rx.recv_timeout(Duration::from_millis(100)).is_err(),
             "periodic timer must stop"
         );
+    }
+
+    struct Bomb(Arc<AtomicU32>);
+    impl Task for Bomb {
+        fn name(&self) -> &str {
+            "bomb"
+        }
+        fn poll(&mut self, _: Instant) -> Progress {
+            if self.0.fetch_add(1, Ordering::Relaxed) == 10 {
+                panic!("driver bug");
+            }
+            Progress {
+                busy: true,
+                deadline: None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_task_stops_alone() {
+        let rt = Runtime::new(1).unwrap();
+        let polls = Arc::new(AtomicU32::new(0));
+        let bomb = rt.spawn(Box::new(Bomb(polls.clone())));
+        let c = Arc::new(AtomicU32::new(0));
+        let counter = rt.spawn(Box::new(Counter(c.clone(), 100_000)));
+        let t0 = Instant::now();
+        while c.load(Ordering::Relaxed) < 100_000 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The other task on the same worker ran to the end...
+        assert_eq!(c.load(Ordering::Relaxed), 100_000);
+        // ...the panicking one was not called again...
+        assert_eq!(polls.load(Ordering::Relaxed), 11);
+        let faults = rt.faults();
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].task, "bomb");
+        assert_eq!(faults[0].why, "driver bug");
+        // ...and both come back to their owner (the worker still answers).
+        assert!(rt.remove(bomb).is_some());
+        assert!(rt.remove(counter).is_some());
+        // Deferred work and timers survive a panicking callback too.
+        rt.defer(Box::new(|| panic!("softint bug")));
+        let (tx, rx) = mpsc::channel();
+        rt.defer(Box::new(move || tx.send(()).unwrap()));
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(rt.faults().len(), 2);
     }
 
     #[test]

@@ -63,6 +63,13 @@ const MARK_NIC: &str = "@@LAB nic ";
 const MARK_CMD_BEGIN: &str = "@@LAB command begin";
 const MARK_CMD_EXIT: &str = "@@LAB command exit ";
 const MARK_NOTE: &str = "@@LAB note ";
+/// A guest's request to change a NIC's link: `@@LAB link BDF up|down`. The
+/// host does it with `set_link` on QEMU's monitor, as pulling and plugging
+/// the cable would.
+const MARK_LINK: &str = "@@LAB link ";
+/// The `--link-cmd` the suite runs in the guest (`{pci}` and `{state}` are
+/// filled in by `pktkit harness test`).
+pub const LINK_CMD: &str = "echo @@LAB link {pci} {state} > /dev/console";
 
 /// One emulated NIC model the lab can put in the guest.
 #[derive(Debug)]
@@ -829,15 +836,7 @@ fn qemu_command(kernel: &Path, initrd: &Path, opts: &Options) -> Command {
             "intel-iommu,intremap=on,caching-mode=on,aw-bits=48",
         ])
         .args(["-cpu", "max", "-m", &opts.memory, "-smp", "2"])
-        .args([
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-        ])
+        .args(["-nodefaults", "-display", "none", "-serial", "stdio"])
         .args(["-no-reboot", "-kernel"])
         .arg(kernel)
         .arg("-initrd")
@@ -855,8 +854,58 @@ fn qemu_command(kernel: &Path, initrd: &Path, opts: &Options) -> Command {
     c
 }
 
+/// QEMU's human monitor on a Unix socket, for `set_link`.
+struct Monitor {
+    path: PathBuf,
+    conn: Option<std::os::unix::net::UnixStream>,
+}
+
+impl Monitor {
+    /// Carries out `@@LAB link BDF up|down` (the rest after the marker).
+    fn link(&mut self, request: &str, nics: usize) -> Result<String, String> {
+        let mut words = request.split_whitespace();
+        let (Some(bdf), Some(state)) = (words.next(), words.next()) else {
+            return Err(format!("bad link request '{request}'"));
+        };
+        let on = match state {
+            "up" => "on",
+            "down" => "off",
+            _ => return Err(format!("bad link state '{state}'")),
+        };
+        let i = (0..nics)
+            .find(|&i| nic_bdf(i) == bdf)
+            .ok_or_else(|| format!("no lab NIC at {bdf}"))?;
+        if self.conn.is_none() {
+            let c = std::os::unix::net::UnixStream::connect(&self.path)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            c.set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(|e| e.to_string())?;
+            self.conn = Some(c);
+        }
+        let c = self.conn.as_mut().ok_or("monitor")?;
+        // The hub port's peer is the NIC: QEMU changes both and tells the
+        // NIC model, which raises its link interrupt.
+        let line = format!("set_link n{i} {on}\n");
+        std::io::Write::write_all(c, line.as_bytes()).map_err(|e| format!("monitor: {e}"))?;
+        // Drain the banner and echo so the socket never fills.
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        Ok(format!("set_link n{i} {on}"))
+    }
+}
+
 fn boot(dir: &Path, kernel: &Path, initrd: &Path, opts: &Options) -> Result<Outcome, String> {
     let mut cmd = qemu_command(kernel, initrd, opts);
+    let monitor_path = dir.join("monitor.sock");
+    let _ = fs::remove_file(&monitor_path);
+    cmd.arg("-monitor").arg(format!(
+        "unix:{},server=on,wait=off",
+        monitor_path.display()
+    ));
+    let mut monitor = Monitor {
+        path: monitor_path,
+        conn: None,
+    };
     fs::write(dir.join("qemu-cmdline.txt"), render(&cmd) + "\n").map_err(|e| e.to_string())?;
     eprintln!("lab: booting {} NICs: {}", opts.nics.len(), render(&cmd));
     cmd.stdout(Stdio::piped())
@@ -921,6 +970,12 @@ fn boot(dir: &Path, kernel: &Path, initrd: &Path, opts: &Options) -> Result<Outc
                 }
                 if line.starts_with(MARK_CMD_EXIT) {
                     report_time = Some(at - start);
+                }
+                if let Some(req) = line.trim_end().strip_prefix(MARK_LINK) {
+                    match monitor.link(req, opts.nics.len()) {
+                        Ok(done) => eprintln!("lab: {done} ({req})"),
+                        Err(e) => eprintln!("lab: link request failed: {e}"),
+                    }
                 }
                 console.push_str(&line);
             }
@@ -1198,6 +1253,42 @@ hello\r
             "@@LAB inventory begin\n@@LAB nic 0000:00:02.0 0x8086:0x100e 3 vfio-pci\n",
         );
         assert_eq!(r.nics, None);
+    }
+
+    #[test]
+    fn link_requests_go_to_the_monitor() {
+        let dir = std::env::temp_dir().join(format!("lab-mon-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut m = Monitor {
+            path: path.clone(),
+            conn: None,
+        };
+        assert!(m
+            .link("0000:00:02.0 sideways", 2)
+            .unwrap_err()
+            .contains("state"));
+        assert!(m
+            .link("0000:00:07.0 down", 2)
+            .unwrap_err()
+            .contains("no lab NIC"));
+        assert!(m
+            .link("0000:00:02.0", 2)
+            .unwrap_err()
+            .contains("bad link request"));
+        assert_eq!(m.link("0000:00:03.0 down", 2).unwrap(), "set_link n1 off");
+        assert_eq!(m.link("0000:00:03.0 up", 2).unwrap(), "set_link n1 on");
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = String::new();
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        while !got.ends_with("on\n") {
+            let n = conn.read(&mut buf).unwrap();
+            got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+        assert_eq!(got, "set_link n1 off\nset_link n1 on\n");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! pool.capacity|available|hugepages|bytes|exhausted|scavenged|double_frees   ro
 //! pool.owner.IF                                    ro  buffers IF holds
 //! runtime.workers, runtime.sleeps, runtime.worker.N.sleeps                    ro
+//! runtime.task_panics, runtime.fault.N (task: panic message)                  ro
 //! net.if.IF.mtu                                    rw
 //! net.if.IF.promisc, net.if.IF.up                  rw  0|1
 //! net.if.IF.flags|mac|driver|link|speed_mbps|stack_drops|tx_pending          ro
@@ -93,6 +94,14 @@ fn collect(ctx: &Ctx) -> Vec<Node> {
     v.push(ro("runtime.sleeps", sleeps.iter().sum::<u64>()));
     for (i, s) in sleeps.iter().enumerate() {
         v.push(ro(format!("runtime.worker.{i}.sleeps"), s));
+    }
+    let faults = rt.faults();
+    v.push(ro("runtime.task_panics", faults.len()));
+    for (i, f) in faults.iter().enumerate() {
+        v.push(ro(
+            format!("runtime.fault.{i}"),
+            format!("{}: {}", f.task, f.why),
+        ));
     }
     for i in stack.interfaces() {
         let st = i.state();

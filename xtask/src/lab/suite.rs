@@ -115,13 +115,14 @@ pub fn script(runs: &[Run]) -> String {
             s,
             "if pktkit drivers | grep -q '^{driver} '; then\n\
              \x20 echo '== conformance {label}: {dut} with peer {peer}'\n\
-             \x20 pktkit harness test -d {dut} --peer {peer}{mac} --json {GUEST_OUT}/conformance-{label}.json --junit {GUEST_OUT}/conformance-{label}.xml\n\
+             \x20 pktkit harness test -d {dut} --peer {peer}{mac} --link-cmd '{link_cmd}' --json {GUEST_OUT}/conformance-{label}.json --junit {GUEST_OUT}/conformance-{label}.xml\n\
              \x20 rc=$?; echo \"{MARK_SUITE_EXIT}{label} $rc\"; [ $rc = 0 ] || status=1\n\
              else\n\
              \x20 echo '{MARK_SUITE_SKIP}{label} driver {driver} is not in this pktkit'\n\
              fi\n",
             driver = r.driver,
             label = r.label,
+            link_cmd = super::LINK_CMD,
             dut = r.dut,
             peer = r.peer,
         );
