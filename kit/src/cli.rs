@@ -563,6 +563,8 @@ pub struct TestPlan {
     /// `--link-cmd`: drops (`{state}` = down) and restores (up) the DUT's
     /// carrier; `{pci}` is replaced by the DUT's `pci=` option.
     pub link_cmd: Option<String>,
+    /// `--checks`: run only these checks (comma-separated names).
+    pub checks: Option<String>,
 }
 
 /// Buffers in the conformance suite's pool.
@@ -603,6 +605,27 @@ pub fn harness_test(plan: &TestPlan) -> ExitCode {
         None => None,
         Some((_, Some(m))) => Some(m),
         Some((m, None)) => return usage_error(format!("--mac '{m}' is not xx:xx:xx:xx:xx:xx")),
+    };
+    let only = match plan.checks.as_deref().map(|c| {
+        c.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    }) {
+        None => None,
+        Some(names) => {
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !conformance::CHECKS.contains(&n.as_str()))
+            {
+                return usage_error(format!(
+                    "--checks: no check '{bad}' (known: {})",
+                    conformance::CHECKS.join(",")
+                ));
+            }
+            Some(names)
+        }
     };
     let (dut_spec, dut_f) = specs[0].clone();
     let (peer_spec, peer_f) = specs[1].clone();
@@ -696,6 +719,7 @@ pub fn harness_test(plan: &TestPlan) -> ExitCode {
                 (false, _) => Some(c.clone()),
             }
         }),
+        only,
         ..SuiteConfig::default()
     };
     let report = conformance::run(&cfg, &pool, owners, &mut attach);

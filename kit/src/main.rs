@@ -111,6 +111,9 @@ enum HarnessCmd {
         /// runs the link_change check.
         #[arg(long)]
         link_cmd: Option<String>,
+        /// Run only these checks (comma-separated; the rest are skipped).
+        #[arg(long)]
+        checks: Option<String>,
     },
 }
 
@@ -254,6 +257,7 @@ fn main() -> ExitCode {
                     junit,
                     mac,
                     link_cmd,
+                    checks,
                 },
         } => cli::harness_test(&cli::TestPlan {
             dut,
@@ -262,6 +266,7 @@ fn main() -> ExitCode {
             junit,
             mac,
             link_cmd,
+            checks,
         }),
     }
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::{cargo, render, root};
 
 mod cross;
+mod linux;
 mod suite;
 
 /// The NIC set when `--nics` is not given: what the drivers and the
@@ -274,7 +275,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut opts = parse_args(args)?;
     let (runs, suite_notes) = suite::plan(&opts.nics);
     if opts.suite {
-        opts.cmd = suite::script(&runs);
+        opts.cmd = suite::script(&runs, &linux::script(&runs));
         if !opts.timeout_given {
             opts.timeout = Duration::from_secs(900);
         }
@@ -333,7 +334,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("console log: {}", dir.join("console.log").display());
     let suite = if opts.suite {
-        suite::report(&dir, &outcome.console, &runs, &suite_notes)
+        let r = suite::report(&dir, &outcome.console, &runs, &suite_notes);
+        linux::report(&dir, &outcome.console, &runs);
+        r
     } else if opts.cross {
         cross::report(&outcome.console)
     } else {
@@ -412,22 +415,40 @@ struct Kernel {
     modules: PathBuf,
 }
 
-/// The versioned kernel package `linux-image-cloud-amd64` depends on now.
+/// The kernel meta-package: Debian's generic flavour, which has the vfio
+/// modules and the Linux drivers of every NIC model the lab emulates (the
+/// cloud flavour has no e1000, e1000e, 8139too, pcnet32, e100 or ne2k-pci),
+/// so the suite can compare ours with them.
+const KERNEL_META: &str = "linux-image-amd64";
+
+/// The versioned kernel package [`KERNEL_META`] depends on now.
 fn resolve_kernel_package() -> Option<String> {
     let out = Command::new("apt-cache")
-        .args(["depends", "linux-image-cloud-amd64"])
+        .args(["depends", KERNEL_META])
         .output()
         .ok()?;
     parse_kernel_depends(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Picks `linux-image-X-cloud-amd64` out of `apt-cache depends` output.
+/// Picks `linux-image-X-amd64` (the generic flavour) out of `apt-cache
+/// depends` output.
 fn parse_kernel_depends(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))
         .map(str::trim)
-        .find(|p| p.starts_with("linux-image-") && p.ends_with("-cloud-amd64"))
+        .find(|p| generic_kernel(p))
         .map(str::to_owned)
+}
+
+/// `linux-image-<version>-amd64`, not another flavour (cloud, rt).
+fn generic_kernel(pkg: &str) -> bool {
+    pkg.strip_prefix("linux-image-")
+        .and_then(|v| v.strip_suffix("-amd64"))
+        .is_some_and(|v| {
+            v.starts_with(|c: char| c.is_ascii_digit())
+                && !v.contains("cloud")
+                && !v.contains("-rt")
+        })
 }
 
 fn fetch_kernel(cache: &Path) -> Result<Kernel, String> {
@@ -447,9 +468,8 @@ fn fetch_kernel(cache: &Path) -> Result<Kernel, String> {
             }
             dir
         }
-        None => newest_cached_kernel(cache).ok_or(
-            "cannot resolve the package linux-image-cloud-amd64 depends on, and none is cached",
-        )?,
+        None => newest_cached_kernel(cache)
+            .ok_or("cannot resolve the package linux-image-amd64 depends on, and none is cached")?,
     };
     let vmlinuz = fs::read_dir(unpacked.join("boot"))
         .map_err(|e| format!("{}: {e}", unpacked.display()))?
@@ -508,6 +528,10 @@ fn newest_cached_kernel(cache: &Path) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.join("boot").is_dir())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| generic_kernel(&n.to_string_lossy()))
+        })
         .collect();
     dirs.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
     dirs.pop()
@@ -606,7 +630,7 @@ fn elf_is_static(data: &[u8]) -> Option<bool> {
 
 /// Finds a module's file under `lib/modules/<v>/kernel`, treating `-` and
 /// `_` alike as the kernel does.
-fn find_module(modules: &Path, name: &str) -> Option<PathBuf> {
+pub(super) fn find_module(modules: &Path, name: &str) -> Option<PathBuf> {
     let want = name.replace('-', "_");
     let mut stack = vec![modules.join("kernel")];
     while let Some(d) = stack.pop() {
@@ -630,7 +654,7 @@ fn find_module(modules: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// Whether `modules.builtin` lists the module (compiled into the kernel).
-fn module_builtin(modules: &Path, name: &str) -> bool {
+pub(super) fn module_builtin(modules: &Path, name: &str) -> bool {
     let want = name.replace('-', "_");
     fs::read_to_string(modules.join("modules.builtin"))
         .map(|s| {
@@ -644,7 +668,7 @@ fn module_builtin(modules: &Path, name: &str) -> bool {
 
 /// Copies a module into the initramfs staging tree, uncompressed (busybox
 /// insmod takes plain .ko files).
-fn stage_module(src: &Path, dst: &Path) -> Result<(), String> {
+pub(super) fn stage_module(src: &Path, dst: &Path) -> Result<(), String> {
     let name = src.to_string_lossy();
     if name.ends_with(".ko") {
         fs::copy(src, dst)
@@ -705,6 +729,13 @@ fn make_initramfs(
             None => notes.push(format!("{m} absent from this kernel")),
         }
     }
+
+    // The Linux drivers of the NIC models (the suite's comparison; any
+    // command may load them: /lib/modules/<model>.load lists the order).
+    let mut models: Vec<&str> = opts.nics.iter().map(|m| m.name).collect();
+    models.sort_unstable();
+    models.dedup();
+    notes.extend(linux::stage(&kernel.modules, &stage, &models)?);
 
     for b in bins {
         let name = b
@@ -1319,12 +1350,16 @@ hello\r
 
     #[test]
     fn kernel_package_from_apt_cache() {
-        let out = "linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-56-cloud-amd64\n";
+        let out = "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n";
         assert_eq!(
             parse_kernel_depends(out).as_deref(),
-            Some("linux-image-6.1.0-56-cloud-amd64")
+            Some("linux-image-6.1.0-56-amd64")
         );
-        assert_eq!(parse_kernel_depends("linux-image-cloud-amd64\n"), None);
+        assert_eq!(parse_kernel_depends("linux-image-amd64\n"), None);
+        assert_eq!(
+            parse_kernel_depends("x\n  Depends: linux-image-6.1.0-56-cloud-amd64\n"),
+            None
+        );
     }
 
     #[test]

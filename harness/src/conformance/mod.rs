@@ -114,6 +114,10 @@ pub struct SuiteConfig {
     /// skip `link_change`. It must return once the request is made; the
     /// check then waits up to twice [`Self::settle_timeout`] for the DUT.
     pub link_cmd: Option<String>,
+    /// Run only these checks (names from [`CHECKS`]); the others are
+    /// reported as skipped. `detach_at_end` always runs: it leaves both
+    /// ends detached and checks the pool. `None`: every check.
+    pub only: Option<Vec<String>>,
 }
 
 impl Default for SuiteConfig {
@@ -132,6 +136,7 @@ impl Default for SuiteConfig {
             // Below 2^48 (the lab's IOMMU width), far from any user mapping.
             fault_iova: 0xdead_0000_0000,
             link_cmd: None,
+            only: None,
         }
     }
 }
@@ -233,7 +238,17 @@ pub fn run(
     ];
     for (name, f) in checks {
         let c0 = Instant::now();
-        let (outcome, evidence) = match f(&mut s) {
+        let selected = name == "detach_at_end"
+            || cfg
+                .only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == name));
+        let result = if selected {
+            f(&mut s)
+        } else {
+            skip("not selected (--checks)".into())
+        };
+        let (outcome, evidence) = match result {
             Ok(v) => v,
             Err(why) => (Outcome::Fail, why),
         };

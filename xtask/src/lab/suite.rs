@@ -99,8 +99,9 @@ pub fn plan(nics: &[&Model]) -> (Vec<Run>, Vec<String>) {
     (runs, notes)
 }
 
-/// The guest command: every run whose driver the guest has.
-pub fn script(runs: &[Run]) -> String {
+/// The guest command: every run whose driver the guest has, then `after`
+/// (more commands whose failure does not fail the suite).
+pub fn script(runs: &[Run], after: &str) -> String {
     // Kernel messages (DMAR faults are logged at error level) stay in
     // /dev/kmsg, where the suite reads them, and off the console the host
     // parses.
@@ -127,6 +128,7 @@ pub fn script(runs: &[Run]) -> String {
             peer = r.peer,
         );
     }
+    s.push_str(after);
     s.push_str("exit $status\n");
     s
 }
@@ -318,9 +320,11 @@ mod tests {
             notes,
             vec!["rtl8139: no native driver for this model".to_owned()]
         );
-        let s = script(&runs);
+        let s = script(&runs, "");
         assert!(s.contains("grep -q '^virtio-net '"), "{s}");
-        assert!(s.contains("--mac 52:54:00:12:34:01 --json /tmp/lab-out/conformance-e1000.json"));
+        assert!(s.contains(
+            "--mac 52:54:00:12:34:01 --link-cmd 'echo @@LAB link {pci} {state} > /dev/console' --json /tmp/lab-out/conformance-e1000.json"
+        ));
     }
 
     #[test]
