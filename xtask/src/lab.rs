@@ -33,6 +33,7 @@ use crate::{cargo, render, root};
 mod cross;
 mod linux;
 mod suite;
+mod template;
 
 /// The NIC set when `--nics` is not given: what the drivers and the
 /// conformance suite need (two e1000 to talk to each other, an e1000e, two
@@ -162,12 +163,16 @@ struct Options {
     suite: bool,
     /// `--cross`: two stack instances, e1000 and virtio-net, talk.
     cross: bool,
+    /// `--template`: the native driver template's first lab test.
+    template: bool,
+    /// The workspace the guest's pktkit is built from (default: ours).
+    workspace: Option<PathBuf>,
     timeout_given: bool,
     nics_given: bool,
 }
 
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
-[--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross] [--keep] [--verbose]
+[--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross | --template] [--keep] [--verbose]
   --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,virtio,virtio);
                   known: e1000 e1000e virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
                   vmxnet3 tulip
@@ -182,6 +187,9 @@ const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin P
   --cross         two stacks in the guest, one on an e1000 (wm0) and one on a virtio-net
                   (vio0), ping each other and move 8 MiB over TCP, content checked
                   (NICs default to e1000,virtio; timeout 600)
+  --template      `pktkit new native labnic` in a copy of the workspace, built into the
+                  guest's pktkit: it must attach to an e1000 and pass attach_detach and
+                  mac (NICs default to e1000,e1000)
   --keep          after the command, keep the guest up with a shell on the console
   --verbose       echo the guest console while it runs";
 
@@ -197,6 +205,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         memory: "1G".to_owned(),
         suite: false,
         cross: false,
+        template: false,
+        workspace: None,
         timeout_given: false,
         nics_given: false,
     };
@@ -227,6 +237,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--keep" => o.keep = true,
             "--suite" => o.suite = true,
             "--cross" => o.cross = true,
+            "--template" => o.template = true,
             "--verbose" | "-v" => o.verbose = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
@@ -280,8 +291,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             opts.timeout = Duration::from_secs(900);
         }
     }
-    if opts.suite && opts.cross {
-        return Err("--suite and --cross each make the guest command: give one".into());
+    if [opts.suite, opts.cross, opts.template]
+        .iter()
+        .filter(|&&b| b)
+        .count()
+        > 1
+    {
+        return Err("--suite, --cross and --template each make the guest command: give one".into());
+    }
+    if opts.template {
+        if !opts.nics_given {
+            opts.nics = parse_nics("e1000,e1000")?;
+        }
+        opts.cmd = template::script();
     }
     if opts.cross {
         if !opts.nics_given {
@@ -312,7 +334,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let t = Instant::now();
     ensure_host_packages()?;
     let kernel = fetch_kernel(&dir.join("cache"))?;
-    let bins = build_guest_binaries(&dir, &opts)?;
+    let mut bins = build_guest_binaries(&dir, &opts)?;
+    if opts.template {
+        // Our static pktkit runs here too: it makes the driver in a copy,
+        // and the copy's pktkit goes into the guest.
+        let pktkit = bins.first().cloned().ok_or("no pktkit binary")?;
+        opts.workspace = Some(template::prepare(&dir, &pktkit)?);
+        bins = build_guest_binaries(&dir, &opts)?;
+    }
     let initrd = make_initramfs(&dir, &kernel, &bins, &opts)?;
     eprintln!("lab: prepared in {:.1} s", t.elapsed().as_secs_f64());
 
@@ -570,7 +599,7 @@ fn build_guest_binaries(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, Stri
     // rebuild of the normal tree.
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("CARGO_TARGET_DIR", &build)
-        .current_dir(root());
+        .current_dir(opts.workspace.clone().unwrap_or_else(root));
     eprintln!("lab: {}", render(&cmd));
     let st = cmd.status().map_err(|e| format!("{}: {e}", render(&cmd)))?;
     if !st.success() {

@@ -48,7 +48,7 @@ fn cargo() -> Command {
 
 /// The lab runs `cargo xtask test` ends with: the conformance suite on
 /// every NIC model with a driver, then the cross-driver TCP test.
-const LAB_RUNS: &[&[&str]] = &[&["--suite"], &["--cross"]];
+const LAB_RUNS: &[&[&str]] = &[&["--suite"], &["--cross"], &["--template"]];
 
 fn test(args: &[String]) -> Result<(), String> {
     let mut lab_too = true;
