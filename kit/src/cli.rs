@@ -579,6 +579,11 @@ pub struct TestPlan {
     pub junit: Option<std::path::PathBuf>,
     /// `--mac`: the MAC the DUT must report.
     pub mac: Option<String>,
+    /// `--link-cmd`: drops (`{state}` = down) and restores (up) the DUT's
+    /// carrier; `{pci}` is replaced by the DUT's `pci=` option.
+    pub link_cmd: Option<String>,
+    /// `--checks`: run only these checks (comma-separated names).
+    pub checks: Option<String>,
 }
 
 /// Buffers in the conformance suite's pool.
@@ -619,6 +624,27 @@ pub fn harness_test(plan: &TestPlan) -> ExitCode {
         None => None,
         Some((_, Some(m))) => Some(m),
         Some((m, None)) => return usage_error(format!("--mac '{m}' is not xx:xx:xx:xx:xx:xx")),
+    };
+    let only = match plan.checks.as_deref().map(|c| {
+        c.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    }) {
+        None => None,
+        Some(names) => {
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !conformance::CHECKS.contains(&n.as_str()))
+            {
+                return usage_error(format!(
+                    "--checks: no check '{bad}' (known: {})",
+                    conformance::CHECKS.join(",")
+                ));
+            }
+            Some(names)
+        }
     };
     let (dut_spec, dut_f) = specs[0].clone();
     let (peer_spec, peer_f) = specs[1].clone();
@@ -703,6 +729,16 @@ pub fn harness_test(plan: &TestPlan) -> ExitCode {
         peer_label: format!("{peer_if} ({})", plan.peer),
         expected_mac,
         peer_in_same_attach: one_attach,
+        // A command that names the DUT's PCI function is only for a DUT
+        // that has one (the lab passes it for every run, pair included).
+        link_cmd: plan.link_cmd.as_ref().and_then(|c| {
+            match (c.contains("{pci}"), dut_spec.options.get("pci")) {
+                (true, Some(bdf)) => Some(c.replace("{pci}", bdf)),
+                (true, None) => None,
+                (false, _) => Some(c.clone()),
+            }
+        }),
+        only,
         ..SuiteConfig::default()
     };
     let report = conformance::run(&cfg, &pool, owners, &mut attach);

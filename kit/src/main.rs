@@ -121,6 +121,14 @@ enum HarnessCmd {
         /// The MAC the DUT must report (e.g. QEMU's mac=).
         #[arg(long)]
         mac: Option<String>,
+        /// A shell command that drops the DUT's carrier when `{state}` in it
+        /// reads `down` and restores it for `up` ({pci}: the DUT's pci=);
+        /// runs the link_change check.
+        #[arg(long)]
+        link_cmd: Option<String>,
+        /// Run only these checks (comma-separated; the rest are skipped).
+        #[arg(long)]
+        checks: Option<String>,
     },
 }
 
@@ -277,6 +285,8 @@ fn main() -> ExitCode {
                     json,
                     junit,
                     mac,
+                    link_cmd,
+                    checks,
                 },
         } => cli::harness_test(&cli::TestPlan {
             dut,
@@ -284,6 +294,8 @@ fn main() -> ExitCode {
             json,
             junit,
             mac,
+            link_cmd,
+            checks,
         }),
     }
 }

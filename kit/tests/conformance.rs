@@ -50,8 +50,65 @@ fn bad_input_exits_2() {
         &[
             "harness", "test", "-d", "pair", "--peer", "pair", "--mac", "zz",
         ],
+        &[
+            "harness",
+            "test",
+            "-d",
+            "pair",
+            "--peer",
+            "pair",
+            "--checks",
+            "fps,nosuch",
+        ],
     ] {
         let out = pktkit().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+}
+
+#[test]
+fn checks_selects_and_link_cmd_drives_link_change() {
+    let dir = std::env::temp_dir().join(format!("pktkit-checks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("r.json");
+    let log = dir.join("link.log");
+    // pair has no pci=: a command naming {pci} is dropped (link_change
+    // skipped), one without it runs; pair's carrier does not follow it, so
+    // link_change fails, which proves the command ran and was waited on.
+    let out = pktkit()
+        .args([
+            "harness",
+            "test",
+            "-d",
+            "pair",
+            "--peer",
+            "pair",
+            "--checks",
+            "fps,link_change",
+        ])
+        .arg("--link-cmd")
+        .arg(format!("echo {{state}} >> {}", log.display()))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let result = |name: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["result"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(result("fps"), "pass", "{text}");
+    assert_eq!(result("link_change"), "fail", "{text}");
+    assert_eq!(result("frames"), "skip", "{text}");
+    assert_eq!(result("detach_at_end"), "pass", "{text}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "down\n");
+    let _ = std::fs::remove_dir_all(&dir);
 }

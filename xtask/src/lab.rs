@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use crate::{cargo, render, root};
 
 mod cross;
+mod linux;
 mod suite;
+mod template;
 
 /// The NIC set when `--nics` is not given: what the drivers and the
 /// conformance suite need (two e1000 to talk to each other, an e1000e, two
@@ -63,6 +65,13 @@ const MARK_NIC: &str = "@@LAB nic ";
 const MARK_CMD_BEGIN: &str = "@@LAB command begin";
 const MARK_CMD_EXIT: &str = "@@LAB command exit ";
 const MARK_NOTE: &str = "@@LAB note ";
+/// A guest's request to change a NIC's link: `@@LAB link BDF up|down`. The
+/// host does it with `set_link` on QEMU's monitor, as pulling and plugging
+/// the cable would.
+const MARK_LINK: &str = "@@LAB link ";
+/// The `--link-cmd` the suite runs in the guest (`{pci}` and `{state}` are
+/// filled in by `pktkit harness test`).
+pub const LINK_CMD: &str = "echo @@LAB link {pci} {state} > /dev/console";
 
 /// One emulated NIC model the lab can put in the guest.
 #[derive(Debug)]
@@ -154,12 +163,16 @@ struct Options {
     suite: bool,
     /// `--cross`: two stack instances, e1000 and virtio-net, talk.
     cross: bool,
+    /// `--template`: the native driver template's first lab test.
+    template: bool,
+    /// The workspace the guest's pktkit is built from (default: ours).
+    workspace: Option<PathBuf>,
     timeout_given: bool,
     nics_given: bool,
 }
 
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
-[--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross] [--keep] [--verbose]
+[--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross | --template] [--keep] [--verbose]
   --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,virtio,virtio);
                   known: e1000 e1000e virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
                   vmxnet3 tulip
@@ -175,6 +188,9 @@ const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin P
                   (vio0), ping each other and move 8 MiB over TCP, content checked
                   (NICs default to e1000,virtio; timeout 600); with ne2k_pci instead of
                   virtio, b is the legacy ne2000 (en0) through the shim
+  --template      `pktkit new native labnic` in a copy of the workspace, built into the
+                  guest's pktkit: it must attach to an e1000 and pass attach_detach and
+                  mac (NICs default to e1000,e1000)
   --keep          after the command, keep the guest up with a shell on the console
   --verbose       echo the guest console while it runs";
 
@@ -190,6 +206,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         memory: "1G".to_owned(),
         suite: false,
         cross: false,
+        template: false,
+        workspace: None,
         timeout_given: false,
         nics_given: false,
     };
@@ -220,6 +238,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--keep" => o.keep = true,
             "--suite" => o.suite = true,
             "--cross" => o.cross = true,
+            "--template" => o.template = true,
             "--verbose" | "-v" => o.verbose = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
@@ -268,13 +287,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut opts = parse_args(args)?;
     let (runs, suite_notes) = suite::plan(&opts.nics);
     if opts.suite {
-        opts.cmd = suite::script(&runs);
+        opts.cmd = suite::script(&runs, &linux::script(&runs));
         if !opts.timeout_given {
             opts.timeout = Duration::from_secs(900);
         }
     }
-    if opts.suite && opts.cross {
-        return Err("--suite and --cross each make the guest command: give one".into());
+    if [opts.suite, opts.cross, opts.template]
+        .iter()
+        .filter(|&&b| b)
+        .count()
+        > 1
+    {
+        return Err("--suite, --cross and --template each make the guest command: give one".into());
+    }
+    if opts.template {
+        if !opts.nics_given {
+            opts.nics = parse_nics("e1000,e1000")?;
+        }
+        opts.cmd = template::script();
     }
     if opts.cross {
         if !opts.nics_given {
@@ -305,7 +335,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let t = Instant::now();
     ensure_host_packages()?;
     let kernel = fetch_kernel(&dir.join("cache"))?;
-    let bins = build_guest_binaries(&dir, &opts)?;
+    let mut bins = build_guest_binaries(&dir, &opts)?;
+    if opts.template {
+        // Our static pktkit runs here too: it makes the driver in a copy,
+        // and the copy's pktkit goes into the guest.
+        let pktkit = bins.first().cloned().ok_or("no pktkit binary")?;
+        opts.workspace = Some(template::prepare(&dir, &pktkit)?);
+        bins = build_guest_binaries(&dir, &opts)?;
+    }
     let initrd = make_initramfs(&dir, &kernel, &bins, &opts)?;
     eprintln!("lab: prepared in {:.1} s", t.elapsed().as_secs_f64());
 
@@ -327,7 +364,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("console log: {}", dir.join("console.log").display());
     let suite = if opts.suite {
-        suite::report(&dir, &outcome.console, &runs, &suite_notes)
+        let r = suite::report(&dir, &outcome.console, &runs, &suite_notes);
+        linux::report(&dir, &outcome.console, &runs);
+        r
     } else if opts.cross {
         cross::report(&outcome.console)
     } else {
@@ -406,22 +445,40 @@ struct Kernel {
     modules: PathBuf,
 }
 
-/// The versioned kernel package `linux-image-cloud-amd64` depends on now.
+/// The kernel meta-package: Debian's generic flavour, which has the vfio
+/// modules and the Linux drivers of every NIC model the lab emulates (the
+/// cloud flavour has no e1000, e1000e, 8139too, pcnet32, e100 or ne2k-pci),
+/// so the suite can compare ours with them.
+const KERNEL_META: &str = "linux-image-amd64";
+
+/// The versioned kernel package [`KERNEL_META`] depends on now.
 fn resolve_kernel_package() -> Option<String> {
     let out = Command::new("apt-cache")
-        .args(["depends", "linux-image-cloud-amd64"])
+        .args(["depends", KERNEL_META])
         .output()
         .ok()?;
     parse_kernel_depends(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Picks `linux-image-X-cloud-amd64` out of `apt-cache depends` output.
+/// Picks `linux-image-X-amd64` (the generic flavour) out of `apt-cache
+/// depends` output.
 fn parse_kernel_depends(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))
         .map(str::trim)
-        .find(|p| p.starts_with("linux-image-") && p.ends_with("-cloud-amd64"))
+        .find(|p| generic_kernel(p))
         .map(str::to_owned)
+}
+
+/// `linux-image-<version>-amd64`, not another flavour (cloud, rt).
+fn generic_kernel(pkg: &str) -> bool {
+    pkg.strip_prefix("linux-image-")
+        .and_then(|v| v.strip_suffix("-amd64"))
+        .is_some_and(|v| {
+            v.starts_with(|c: char| c.is_ascii_digit())
+                && !v.contains("cloud")
+                && !v.contains("-rt")
+        })
 }
 
 fn fetch_kernel(cache: &Path) -> Result<Kernel, String> {
@@ -441,9 +498,8 @@ fn fetch_kernel(cache: &Path) -> Result<Kernel, String> {
             }
             dir
         }
-        None => newest_cached_kernel(cache).ok_or(
-            "cannot resolve the package linux-image-cloud-amd64 depends on, and none is cached",
-        )?,
+        None => newest_cached_kernel(cache)
+            .ok_or("cannot resolve the package linux-image-amd64 depends on, and none is cached")?,
     };
     let vmlinuz = fs::read_dir(unpacked.join("boot"))
         .map_err(|e| format!("{}: {e}", unpacked.display()))?
@@ -502,6 +558,10 @@ fn newest_cached_kernel(cache: &Path) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.join("boot").is_dir())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| generic_kernel(&n.to_string_lossy()))
+        })
         .collect();
     dirs.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
     dirs.pop()
@@ -540,7 +600,7 @@ fn build_guest_binaries(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, Stri
     // rebuild of the normal tree.
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("CARGO_TARGET_DIR", &build)
-        .current_dir(root());
+        .current_dir(opts.workspace.clone().unwrap_or_else(root));
     eprintln!("lab: {}", render(&cmd));
     let st = cmd.status().map_err(|e| format!("{}: {e}", render(&cmd)))?;
     if !st.success() {
@@ -600,7 +660,7 @@ fn elf_is_static(data: &[u8]) -> Option<bool> {
 
 /// Finds a module's file under `lib/modules/<v>/kernel`, treating `-` and
 /// `_` alike as the kernel does.
-fn find_module(modules: &Path, name: &str) -> Option<PathBuf> {
+pub(super) fn find_module(modules: &Path, name: &str) -> Option<PathBuf> {
     let want = name.replace('-', "_");
     let mut stack = vec![modules.join("kernel")];
     while let Some(d) = stack.pop() {
@@ -624,7 +684,7 @@ fn find_module(modules: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// Whether `modules.builtin` lists the module (compiled into the kernel).
-fn module_builtin(modules: &Path, name: &str) -> bool {
+pub(super) fn module_builtin(modules: &Path, name: &str) -> bool {
     let want = name.replace('-', "_");
     fs::read_to_string(modules.join("modules.builtin"))
         .map(|s| {
@@ -638,7 +698,7 @@ fn module_builtin(modules: &Path, name: &str) -> bool {
 
 /// Copies a module into the initramfs staging tree, uncompressed (busybox
 /// insmod takes plain .ko files).
-fn stage_module(src: &Path, dst: &Path) -> Result<(), String> {
+pub(super) fn stage_module(src: &Path, dst: &Path) -> Result<(), String> {
     let name = src.to_string_lossy();
     if name.ends_with(".ko") {
         fs::copy(src, dst)
@@ -737,6 +797,13 @@ fn make_initramfs(
             None => notes.push(format!("{m} absent from this kernel")),
         }
     }
+
+    // The Linux drivers of the NIC models (the suite's comparison; any
+    // command may load them: /lib/modules/<model>.load lists the order).
+    let mut models: Vec<&str> = opts.nics.iter().map(|m| m.name).collect();
+    models.sort_unstable();
+    models.dedup();
+    notes.extend(linux::stage(&kernel.modules, &stage, &models)?);
 
     for b in bins {
         let name = b
@@ -870,15 +937,7 @@ fn qemu_command(kernel: &Path, initrd: &Path, opts: &Options) -> Command {
             "intel-iommu,intremap=on,caching-mode=on,aw-bits=48",
         ])
         .args(["-cpu", "max", "-m", &opts.memory, "-smp", "2"])
-        .args([
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-        ])
+        .args(["-nodefaults", "-display", "none", "-serial", "stdio"])
         .args(["-no-reboot", "-kernel"])
         .arg(kernel)
         .arg("-initrd")
@@ -896,8 +955,58 @@ fn qemu_command(kernel: &Path, initrd: &Path, opts: &Options) -> Command {
     c
 }
 
+/// QEMU's human monitor on a Unix socket, for `set_link`.
+struct Monitor {
+    path: PathBuf,
+    conn: Option<std::os::unix::net::UnixStream>,
+}
+
+impl Monitor {
+    /// Carries out `@@LAB link BDF up|down` (the rest after the marker).
+    fn link(&mut self, request: &str, nics: usize) -> Result<String, String> {
+        let mut words = request.split_whitespace();
+        let (Some(bdf), Some(state)) = (words.next(), words.next()) else {
+            return Err(format!("bad link request '{request}'"));
+        };
+        let on = match state {
+            "up" => "on",
+            "down" => "off",
+            _ => return Err(format!("bad link state '{state}'")),
+        };
+        let i = (0..nics)
+            .find(|&i| nic_bdf(i) == bdf)
+            .ok_or_else(|| format!("no lab NIC at {bdf}"))?;
+        if self.conn.is_none() {
+            let c = std::os::unix::net::UnixStream::connect(&self.path)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            c.set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(|e| e.to_string())?;
+            self.conn = Some(c);
+        }
+        let c = self.conn.as_mut().ok_or("monitor")?;
+        // The hub port's peer is the NIC: QEMU changes both and tells the
+        // NIC model, which raises its link interrupt.
+        let line = format!("set_link n{i} {on}\n");
+        std::io::Write::write_all(c, line.as_bytes()).map_err(|e| format!("monitor: {e}"))?;
+        // Drain the banner and echo so the socket never fills.
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        Ok(format!("set_link n{i} {on}"))
+    }
+}
+
 fn boot(dir: &Path, kernel: &Path, initrd: &Path, opts: &Options) -> Result<Outcome, String> {
     let mut cmd = qemu_command(kernel, initrd, opts);
+    let monitor_path = dir.join("monitor.sock");
+    let _ = fs::remove_file(&monitor_path);
+    cmd.arg("-monitor").arg(format!(
+        "unix:{},server=on,wait=off",
+        monitor_path.display()
+    ));
+    let mut monitor = Monitor {
+        path: monitor_path,
+        conn: None,
+    };
     fs::write(dir.join("qemu-cmdline.txt"), render(&cmd) + "\n").map_err(|e| e.to_string())?;
     eprintln!("lab: booting {} NICs: {}", opts.nics.len(), render(&cmd));
     cmd.stdout(Stdio::piped())
@@ -962,6 +1071,12 @@ fn boot(dir: &Path, kernel: &Path, initrd: &Path, opts: &Options) -> Result<Outc
                 }
                 if line.starts_with(MARK_CMD_EXIT) {
                     report_time = Some(at - start);
+                }
+                if let Some(req) = line.trim_end().strip_prefix(MARK_LINK) {
+                    match monitor.link(req, opts.nics.len()) {
+                        Ok(done) => eprintln!("lab: {done} ({req})"),
+                        Err(e) => eprintln!("lab: link request failed: {e}"),
+                    }
                 }
                 console.push_str(&line);
             }
@@ -1242,6 +1357,42 @@ hello\r
     }
 
     #[test]
+    fn link_requests_go_to_the_monitor() {
+        let dir = std::env::temp_dir().join(format!("lab-mon-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut m = Monitor {
+            path: path.clone(),
+            conn: None,
+        };
+        assert!(m
+            .link("0000:00:02.0 sideways", 2)
+            .unwrap_err()
+            .contains("state"));
+        assert!(m
+            .link("0000:00:07.0 down", 2)
+            .unwrap_err()
+            .contains("no lab NIC"));
+        assert!(m
+            .link("0000:00:02.0", 2)
+            .unwrap_err()
+            .contains("bad link request"));
+        assert_eq!(m.link("0000:00:03.0 down", 2).unwrap(), "set_link n1 off");
+        assert_eq!(m.link("0000:00:03.0 up", 2).unwrap(), "set_link n1 on");
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = String::new();
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        while !got.ends_with("on\n") {
+            let n = conn.read(&mut buf).unwrap();
+            got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+        assert_eq!(got, "set_link n1 off\nset_link n1 on\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn nic_lists() {
         assert_eq!(models(DEFAULT_NICS).len(), 5);
         assert!(parse_nics("e1000,igb")
@@ -1269,12 +1420,16 @@ hello\r
 
     #[test]
     fn kernel_package_from_apt_cache() {
-        let out = "linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-56-cloud-amd64\n";
+        let out = "linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n";
         assert_eq!(
             parse_kernel_depends(out).as_deref(),
-            Some("linux-image-6.1.0-56-cloud-amd64")
+            Some("linux-image-6.1.0-56-amd64")
         );
-        assert_eq!(parse_kernel_depends("linux-image-cloud-amd64\n"), None);
+        assert_eq!(parse_kernel_depends("linux-image-amd64\n"), None);
+        assert_eq!(
+            parse_kernel_depends("x\n  Depends: linux-image-6.1.0-56-cloud-amd64\n"),
+            None
+        );
     }
 
     #[test]

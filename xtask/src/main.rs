@@ -46,7 +46,18 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn test() -> Result<(), String> {
+/// The lab runs `cargo xtask test` ends with: the conformance suite on
+/// every NIC model with a driver, then the cross-driver TCP test.
+const LAB_RUNS: &[&[&str]] = &[&["--suite"], &["--cross"], &["--template"]];
+
+fn test(args: &[String]) -> Result<(), String> {
+    let mut lab_too = true;
+    for a in args {
+        match a.as_str() {
+            "--no-lab" => lab_too = false,
+            other => return Err(format!("test: unknown option '{other}' (known: --no-lab)")),
+        }
+    }
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -60,6 +71,14 @@ fn test() -> Result<(), String> {
     // need root, and they run one test binary at a time so the machine's
     // two cores are not oversubscribed by timing-sensitive peers.
     run(cargo().args(["test", "--workspace", "--", "--test-threads", "2"]))?;
+    if lab_too {
+        // The drivers against QEMU's devices behind an IOMMU (docs/lab.md).
+        for args in LAB_RUNS {
+            eprintln!("xtask: cargo xtask lab {}", args.join(" "));
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            lab::run(&args)?;
+        }
+    }
     Ok(())
 }
 
@@ -79,12 +98,12 @@ fn bench(args: &[String]) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
-        Some("test") => test(),
+        Some("test") => test(&args[1..]),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         Some("lab") => lab::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|bench [args]>");
+            eprintln!("usage: cargo xtask <test [--no-lab]|demo|bench [args]|lab [args]>");
             return ExitCode::from(2);
         }
     };

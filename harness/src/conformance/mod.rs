@@ -17,7 +17,7 @@
 //! | `attach_detach` | start gives the queues the capabilities promise; after stop the DUT's owner holds no buffer and the pool is full but for the peer's |
 //! | `mac` | the MAC is the one expected (`--mac`), else a valid unicast address that stays the same across a restart |
 //! | `link_up` | the DUT reports link up within the settle time |
-//! | `link_change` | skipped: the contract gives the peer no way to drop the carrier |
+//! | `link_change` | with a link command ([`SuiteConfig::link_cmd`]: it drops and restores the DUT's carrier, e.g. the lab's `set_link` on QEMU's monitor or a switch port), the DUT reports the carrier going down and coming back, each through [`Driver::service`]'s `link_changed`, and frames pass again; skipped without one |
 //! | `frames` | every size 60..=1514 (and jumbo sizes up to the smaller max MTU) arrives intact, both ways |
 //! | `ring_wrap` | max(4 x ring, 1024) frames each way, paced to the ring, none lost, reordered or damaged |
 //! | `multicast` | frames to an unjoined group are dropped without promisc, received after `SetMulticast` |
@@ -109,6 +109,15 @@ pub struct SuiteConfig {
     pub kmsg: Option<PathBuf>,
     /// The unmapped IOVA the `dma_fault` check points receive buffers at.
     pub fault_iova: u64,
+    /// A shell command (`sh -c`) that takes the DUT's carrier down when
+    /// `{state}` in it reads `down` and back when it reads `up`; `None`:
+    /// skip `link_change`. It must return once the request is made; the
+    /// check then waits up to twice [`Self::settle_timeout`] for the DUT.
+    pub link_cmd: Option<String>,
+    /// Run only these checks (names from [`CHECKS`]); the others are
+    /// reported as skipped. `detach_at_end` always runs: it leaves both
+    /// ends detached and checks the pool. `None`: every check.
+    pub only: Option<Vec<String>>,
 }
 
 impl Default for SuiteConfig {
@@ -126,7 +135,28 @@ impl Default for SuiteConfig {
             kmsg: Some(PathBuf::from("/dev/kmsg")),
             // Below 2^48 (the lab's IOMMU width), far from any user mapping.
             fault_iova: 0xdead_0000_0000,
+            link_cmd: None,
+            only: None,
         }
+    }
+}
+
+/// Runs the link command with `{state}` replaced.
+fn run_link_cmd(cmd: &str, state: &str) -> Result<(), String> {
+    let line = cmd.replace("{state}", state);
+    let out = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("link command '{line}': {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "link command '{line}' failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -208,7 +238,17 @@ pub fn run(
     ];
     for (name, f) in checks {
         let c0 = Instant::now();
-        let (outcome, evidence) = match f(&mut s) {
+        let selected = name == "detach_at_end"
+            || cfg
+                .only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == name));
+        let result = if selected {
+            f(&mut s)
+        } else {
+            skip("not selected (--checks)".into())
+        };
+        let (outcome, evidence) = match result {
             Ok(v) => v,
             Err(why) => (Outcome::Fail, why),
         };
@@ -462,12 +502,56 @@ impl<'a> Suite<'a> {
     }
 
     fn link_change(&mut self) -> Verdict {
-        skip(
-            "the driver contract gives the peer no way to drop the carrier (QEMU's NICs change \
-             link only from the monitor's set_link); link changes reach the stack through \
-             Driver::service"
-                .into(),
-        )
+        let Some(cmd) = self.cfg.link_cmd.clone() else {
+            return skip(
+                "no link command (--link-cmd): the driver contract gives the peer no way to \
+                 drop the carrier"
+                    .into(),
+            );
+        };
+        self.settle_both()?;
+        let mut evidence = Vec::new();
+        for up in [false, true] {
+            let state = if up { "up" } else { "down" };
+            run_link_cmd(&cmd, state)?;
+            let t0 = Instant::now();
+            let mut event = false;
+            loop {
+                event |= self.dut.drv.service().link_changed;
+                let _ = self.peer.drv.service();
+                if self.dut.drv.link().up == up {
+                    if !event {
+                        // The driver may see the change before it reports
+                        // it: give service() one more look.
+                        std::thread::sleep(Duration::from_millis(50));
+                        event |= self.dut.drv.service().link_changed;
+                    }
+                    if !event {
+                        return fail(format!(
+                            "link {state} after {} ms, but service() never reported \
+                             link_changed",
+                            t0.elapsed().as_millis()
+                        ));
+                    }
+                    evidence.push(format!("{state} after {} ms", t0.elapsed().as_millis()));
+                    break;
+                }
+                if t0.elapsed() > 2 * self.cfg.settle_timeout {
+                    return fail(format!(
+                        "'{cmd}' ({state}): the DUT still reports link {} after {:?}",
+                        if up { "down" } else { "up" },
+                        2 * self.cfg.settle_timeout
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let took = self.settle_both()?;
+        pass(format!(
+            "{}, each reported by service(); frames pass again after {} ms",
+            evidence.join(", "),
+            took.as_millis()
+        ))
     }
 
     fn frames(&mut self) -> Verdict {

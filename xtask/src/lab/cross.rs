@@ -54,9 +54,9 @@ pub fn script(wm: &str, b_spec: &str, b_if: &str) -> String {
     let mut s = String::from("dmesg -n 1\nstatus=0\n");
     let _ = write!(
         s,
-        "pktkit run --instance a -d e1000,pci={wm} --ip wm0=10.9.0.1/24 --serve echo,discard > /tmp/a.log 2>&1 &\n\
+        "RUST_BACKTRACE=1 pktkit run --instance a -d e1000,pci={wm} --ip wm0=10.9.0.1/24 --serve echo,discard > /tmp/a.log 2>&1 &\n\
          pa=$!\n\
-         pktkit run --instance b -d {b_spec} --ip {b_if}=10.9.0.2/24 --serve echo > /tmp/b.log 2>&1 &\n\
+         RUST_BACKTRACE=1 pktkit run --instance b -d {b_spec} --ip {b_if}=10.9.0.2/24 --serve echo > /tmp/b.log 2>&1 &\n\
          pb=$!\n\
          rc=1\n\
          for i in $(seq 1 600); do\n\
@@ -69,7 +69,7 @@ pub fn script(wm: &str, b_spec: &str, b_if: &str) -> String {
          \x20 pktkit ping --instance a -c 3 10.9.0.2; rc=$?; echo \"{MARK_CROSS}ping-a $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 pktkit ping --instance b -c 3 10.9.0.1; rc=$?; echo \"{MARK_CROSS}ping-b $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 pktkit tcpcheck --instance a 10.9.0.2:7 --bytes {TCP_BYTES} --timeout {tcp_timeout}; rc=$?; echo \"{MARK_CROSS}tcp $rc\"; [ $rc = 0 ] || status=1\n\
-         \x20 if [ $rc != 0 ]; then for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) wchan: $(cat $t/wchan) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; sleep 1; for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread again $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; for c in 'nicinfo --instance a wm0' 'nicinfo --instance b {b_if}' 'sysctl --instance a' 'sysctl --instance b' 'netstat --instance a' 'netstat --instance b'; do echo \"== $c\"; timeout 5 pktkit $c; done; fi\n\
+         \x20 if [ $rc != 0 ]; then for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) wchan: $(cat $t/wchan) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; sleep 1; for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread again $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; for c in 'nicinfo --instance a wm0' 'nicinfo --instance b {b_if}' 'sysctl --instance a' 'sysctl --instance b' 'netstat --instance a' 'netstat --instance b'; do echo \"== $c\"; timeout 5 pktkit $c; done; echo '== a.log'; cat /tmp/a.log; echo '== b.log'; cat /tmp/b.log; fi\n\
          \x20 pktkit netstat -i --instance a; pktkit netstat -i --instance b\n\
          else\n\
          \x20 status=1\n\

@@ -123,8 +123,9 @@ pub fn plan(nics: &[&Model]) -> (Vec<Run>, Vec<String>) {
     (runs, notes)
 }
 
-/// The guest command: every run whose driver the guest has.
-pub fn script(runs: &[Run]) -> String {
+/// The guest command: every run whose driver the guest has, then `after`
+/// (more commands whose failure does not fail the suite).
+pub fn script(runs: &[Run], after: &str) -> String {
     // Kernel messages (DMAR faults are logged at error level) stay in
     // /dev/kmsg, where the suite reads them, and off the console the host
     // parses.
@@ -139,7 +140,7 @@ pub fn script(runs: &[Run]) -> String {
             s,
             "if {has}; then\n\
              \x20 echo '== conformance {label}: {dut} with peer {peer}'\n\
-             \x20 pktkit harness test -d {dut} --peer {peer}{mac} --json {GUEST_OUT}/conformance-{label}.json --junit {GUEST_OUT}/conformance-{label}.xml\n\
+             \x20 pktkit harness test -d {dut} --peer {peer}{mac} --link-cmd '{link_cmd}' --json {GUEST_OUT}/conformance-{label}.json --junit {GUEST_OUT}/conformance-{label}.xml\n\
              \x20 rc=$?; echo \"{MARK_SUITE_EXIT}{label} $rc\"; [ $rc = 0 ] || status=1\n\
              else\n\
              \x20 echo '{MARK_SUITE_SKIP}{label} driver {driver} is not in this pktkit'\n\
@@ -147,10 +148,12 @@ pub fn script(runs: &[Run]) -> String {
             has = has_driver(r.driver),
             driver = r.driver,
             label = r.label,
+            link_cmd = super::LINK_CMD,
             dut = r.dut,
             peer = r.peer,
         );
     }
+    s.push_str(after);
     s.push_str("exit $status\n");
     s
 }
@@ -342,9 +345,11 @@ mod tests {
             notes,
             vec!["pcnet: no native driver for this model".to_owned()]
         );
-        let s = script(&runs);
+        let s = script(&runs, "");
         assert!(s.contains("grep -q '^virtio-net '"), "{s}");
-        assert!(s.contains("--mac 52:54:00:12:34:01 --json /tmp/lab-out/conformance-e1000.json"));
+        assert!(s.contains(
+            "--mac 52:54:00:12:34:01 --link-cmd 'echo @@LAB link {pci} {state} > /dev/console' --json /tmp/lab-out/conformance-e1000.json"
+        ));
     }
 
     #[test]
@@ -361,7 +366,7 @@ mod tests {
             .expect("ne2k_pci run");
         assert_eq!(r.dut, "legacy:/lib/pktkit/devn-ne2000.so,pci=0000:00:02.0");
         assert_eq!(r.peer, "e1000,pci=0000:00:03.0");
-        let s = script(&runs);
+        let s = script(&runs, "");
         assert!(
             s.contains("if [ -f /lib/pktkit/devn-ne2000.so ]; then"),
             "{s}"

@@ -42,6 +42,7 @@ use pktkit_native::{
 use crate::desc::{Ring, DESC_SIZE};
 use crate::hw::{Shared, MULTICAST_SLOTS};
 use crate::queue::{E1000Rx, E1000Tx};
+use crate::regs::Reg;
 
 /// Interface name prefix, as NetBSD's wm(4).
 pub const PREFIX: &str = "wm";
@@ -477,6 +478,25 @@ impl Driver for E1000 {
             ("rxd".into(), self.cfg.rxd.to_string()),
             ("txd".into(), self.cfg.txd.to_string()),
             ("interrupt".into(), format!("{:?}", s.irq.kind)),
+            // Live ring state (SDM 13.4): where the device is (head) and
+            // what the driver last handed it (tail), and the causes enabled.
+            (
+                "rx_ring".into(),
+                format!(
+                    "head {} tail {}",
+                    s.regs.read(Reg::RDH),
+                    s.regs.read(Reg::RDT)
+                ),
+            ),
+            (
+                "tx_ring".into(),
+                format!(
+                    "head {} tail {}",
+                    s.regs.read(Reg::TDH),
+                    s.regs.read(Reg::TDT)
+                ),
+            ),
+            ("ims".into(), format!("{:#x}", s.regs.read(Reg::IMS))),
             ("mtu".into(), self.mtu.to_string()),
             (
                 "filter".into(),
