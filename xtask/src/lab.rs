@@ -38,7 +38,7 @@ mod template;
 /// The NIC set when `--nics` is not given: what the drivers and the
 /// conformance suite need (two e1000 to talk to each other, an e1000e, two
 /// virtio-net).
-const DEFAULT_NICS: &str = "e1000,e1000,e1000e,virtio,virtio";
+const DEFAULT_NICS: &str = "e1000,e1000,e1000e,e1000-82545em,virtio,virtio";
 
 /// The guest command when `--cmd` is not given: a smoke check.
 const DEFAULT_CMD: &str = "pktkit drivers && ls -l /dev/vfio";
@@ -94,6 +94,11 @@ const MODELS: &[Model] = &[
         name: "e1000e",
         qemu: "e1000e",
         id: "8086:10d3",
+    },
+    Model {
+        name: "e1000-82545em",
+        qemu: "e1000-82545em",
+        id: "8086:100f",
     },
     // iommu_platform=on: without it QEMU's virtio devices bypass the
     // (emulated) IOMMU and take VFIO's IOVAs for guest-physical addresses,
@@ -173,8 +178,8 @@ struct Options {
 
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
 [--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross | --template] [--keep] [--verbose]
-  --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,virtio,virtio);
-                  known: e1000 e1000e virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
+  --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,e1000-82545em,virtio,virtio);
+                  known: e1000 e1000e e1000-82545em virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
                   vmxnet3 tulip
   --cmd CMD       shell command to run in the guest (default: pktkit drivers && ls -l /dev/vfio)
   --bin PATH      copy an extra static binary into the guest's /bin (repeatable)
@@ -1394,7 +1399,7 @@ hello\r
 
     #[test]
     fn nic_lists() {
-        assert_eq!(models(DEFAULT_NICS).len(), 5);
+        assert_eq!(models(DEFAULT_NICS).len(), 6);
         assert!(parse_nics("e1000,igb")
             .unwrap_err()
             .contains("unknown NIC model 'igb'"));

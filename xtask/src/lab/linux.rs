@@ -28,7 +28,7 @@ const MARK_LINUX: &str = "@@LAB linux ";
 /// makes the interface).
 pub fn modules_for(model: &str) -> &'static [&'static str] {
     match model {
-        "e1000" => &["e1000"],
+        "e1000" | "e1000-82545em" => &["e1000"],
         "e1000e" => &["e1000e"],
         "virtio" | "virtio-mq" => &["virtio_pci", "virtio_net"],
         "rtl8139" => &["8139too"],

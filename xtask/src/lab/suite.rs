@@ -46,7 +46,7 @@ pub struct Run {
 /// The native driver for a NIC model, if there is one.
 fn driver_for(model: &str) -> Option<&'static str> {
     match model {
-        "e1000" | "e1000e" => Some("e1000"),
+        "e1000" | "e1000e" | "e1000-82545em" => Some("e1000"),
         "virtio" | "virtio-mq" => Some("virtio-net"),
         "ne2k_pci" => Some(LEGACY_NE2000),
         "rtl8139" => Some("rtk"),
