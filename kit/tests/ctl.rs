@@ -618,7 +618,16 @@ fn tap_alias_and_mounts_under_a_linux_ping_flood() {
         .expect("ping");
     std::thread::sleep(Duration::from_millis(300));
     let tap2 = unique("pd");
-    for spec in ["null", "pair", &format!("tap,ifname={tap2}")] {
+    // Every kind: native (null, pair, tap), ported (bsdnull, a NetBSD-style
+    // C driver through compat-bsd) and legacy (devn-null.so through the shim).
+    let legacy = format!("legacy:{}", pktkit_shim::drivers::DEVN_NULL);
+    for spec in [
+        "null",
+        "pair",
+        &format!("tap,ifname={tap2}"),
+        "bsdnull",
+        legacy.as_str(),
+    ] {
         let v = st.json("mount", &["-d", spec]);
         let ifs: Vec<String> = v["interfaces"]
             .as_array()
