@@ -298,6 +298,18 @@ impl Stack {
         self.sync_groups(&iface)
     }
 
+    /// Changes an interface's MTU: the driver, the interface and the
+    /// protocol layer (new packets are sized for it at once).
+    pub fn set_mtu(&self, ifname: &str, mtu: u32) -> Result<(), StackError> {
+        let iface = self.interface(ifname)?;
+        iface.set_mtu(mtu)?;
+        let mut p = lock(&self.proto);
+        if p.net.interfaces().contains(&iface.index) {
+            p.net.set_mtu(iface.index, mtu as usize)?;
+        }
+        Ok(())
+    }
+
     /// Removes an address from an interface.
     pub fn remove_address(&self, ifname: &str, addr: std::net::IpAddr) -> Result<(), StackError> {
         let iface = self.interface(ifname)?;

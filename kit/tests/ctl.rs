@@ -707,3 +707,45 @@ fn a_client_of_another_uid_is_refused() {
     // Root still gets in.
     assert_eq!(names(&st.ifaces()), ["null0"]);
 }
+
+#[test]
+fn an_mtu_change_reaches_the_protocol_layer_at_once() {
+    // pair0 and pair1 in one stack; pair1 pings pair0. The pair driver does
+    // not enforce the MTU, so only the protocol layer can keep pair0's
+    // 1428-byte reply off the wire once pair0's MTU is 1000 (there is no IP
+    // fragmentation): if the change did not reach it, the reply would go.
+    let st = Stackd::start(&[
+        "-d",
+        "pair",
+        "--ip",
+        "pair0=192.0.2.1/24",
+        "--ip",
+        "pair1=192.0.2.2/24",
+    ]);
+    let answered = |size: &str| {
+        st.cli(
+            "ping",
+            &[
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "-s",
+                size,
+                "-I",
+                "pair1",
+                "192.0.2.1",
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(answered("1400"), "a 1428-byte ping at MTU 1500");
+    st.ok("ifconfig", &["pair0", "mtu", "1000"]);
+    assert!(!answered("1400"), "a 1428-byte reply went out at MTU 1000");
+    assert!(answered("900"), "a small ping at MTU 1000");
+    st.ok("ifconfig", &["pair0", "mtu", "1500"]);
+    assert!(answered("1400"), "a 1428-byte ping back at MTU 1500");
+}

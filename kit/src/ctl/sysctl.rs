@@ -206,7 +206,7 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<(), String> {
     match leaf {
         "mtu" => {
             let mtu: u32 = value.parse().map_err(|_| bad("expected a number".into()))?;
-            iface.set_mtu(mtu).map_err(|e| e.to_string())
+            stack.set_mtu(&iface.name, mtu).map_err(|e| e.to_string())
         }
         "promisc" => iface
             .set_promisc(parse_bit(value).map_err(bad)?)

@@ -226,7 +226,7 @@ fn apply(stack: &Stack, iface: &Arc<Interface>, op: &IfOp) -> Result<(), String>
     match op {
         IfOp::Up => bring_up(stack, iface),
         IfOp::Down => stack.down(name).map_err(e),
-        IfOp::Mtu(m) => iface.set_mtu(*m).map_err(|x| x.to_string()),
+        IfOp::Mtu(m) => stack.set_mtu(name, *m).map_err(e),
         IfOp::Promisc(on) => iface.set_promisc(*on).map_err(|x| x.to_string()),
         IfOp::Addr { addr, plen, alias } => {
             if !alias {

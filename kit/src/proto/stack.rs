@@ -416,6 +416,36 @@ impl NetStack {
         Ok(())
     }
 
+    /// Changes an interface's MTU. smoltcp fixes a device's capabilities
+    /// when its interface is made, so the interface is made anew around the
+    /// same sockets, addresses and routes: connections stay open (with the
+    /// segment size they agreed), the neighbour cache starts empty, and
+    /// frames queued in the old buffers go back to their pool.
+    pub fn set_mtu(&mut self, ifindex: u32, mtu: usize) -> Result<(), ProtoError> {
+        if !MTU_RANGE.contains(&mtu) {
+            return Err(ProtoError::BadMtu(mtu));
+        }
+        let now = self.now(std::time::Instant::now());
+        let seed = self.seed ^ u64::from(ifindex).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let NetStack { ifaces, routes, .. } = self;
+        let ifc = ifaces
+            .get_mut(&ifindex)
+            .ok_or(ProtoError::NoInterface(ifindex))?;
+        let frame_max = mtu + ETHER_HDR;
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ifc.mac)));
+        config.random_seed = seed;
+        let addrs = ifc.iface.ip_addrs().to_vec();
+        ifc.iface = Interface::new(config, &mut Unplugged(device::capabilities(frame_max)), now);
+        for cidr in addrs {
+            ifc.push_address(cidr);
+        }
+        ifc.bufs = DeviceBuffers::new(frame_max);
+        if !ifc.install_routes(routes) {
+            log::warn!("if{ifindex}: route table full after an MTU change");
+        }
+        Ok(())
+    }
+
     /// [`NetStack::add_interface`] with the port's MAC and MTU.
     pub fn add_port(&mut self, ifindex: u32, port: &dyn Port) -> Result<(), ProtoError> {
         self.add_interface(ifindex, port.mac(), port.mtu())
