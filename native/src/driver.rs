@@ -377,7 +377,9 @@ pub trait Driver: Send {
     /// Takes the queues back and quiesces the device; every buffer the driver
     /// holds is freed when this returns.
     fn stop(&mut self, queues: Queues);
-    /// The current link state (may read hardware).
+    /// The current link state (may read hardware). Reading it must not
+    /// consume a change: [`Driver::service`] reports `link_changed` against
+    /// the state it last reported, whoever called `link` in between.
     fn link(&mut self) -> LinkState;
     /// Applies a control request.
     fn control(&mut self, req: &Control) -> Result<(), DriverError>;

@@ -510,10 +510,23 @@ impl<'a> Suite<'a> {
             );
         };
         self.settle_both()?;
+        let verdict = self.link_flap(&cmd);
+        if !matches!(verdict, Ok((Outcome::Pass, _))) {
+            // Whatever went wrong, give the DUT its carrier back, or every
+            // later check fails for want of a wire.
+            let _ = run_link_cmd(&cmd, "up");
+            std::thread::sleep(self.cfg.settle_timeout / 5);
+        }
+        verdict
+    }
+
+    /// `link_change` proper: carrier down, then up, each seen through
+    /// `service()`; then frames pass.
+    fn link_flap(&mut self, cmd: &str) -> Verdict {
         let mut evidence = Vec::new();
         for up in [false, true] {
             let state = if up { "up" } else { "down" };
-            run_link_cmd(&cmd, state)?;
+            run_link_cmd(cmd, state)?;
             let t0 = Instant::now();
             let mut event = false;
             loop {

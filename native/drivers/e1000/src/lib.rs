@@ -303,8 +303,9 @@ impl Driver for E1000 {
     }
 
     fn link(&mut self) -> LinkState {
-        self.link = self.shared.link();
-        self.link
+        // The live state; `service` alone tracks what it last reported, so
+        // reading the link here never swallows a change it has yet to report.
+        self.shared.link()
     }
 
     fn control(&mut self, req: &Control) -> Result<(), DriverError> {

@@ -232,8 +232,9 @@ impl Driver for TapDriver {
     }
 
     fn link(&mut self) -> LinkState {
-        self.link = self.read_link();
-        self.link
+        // The live state; `service` alone tracks what it last reported, so
+        // reading the link here never swallows a change it has yet to report.
+        self.read_link()
     }
 
     fn control(&mut self, req: &Control) -> Result<(), DriverError> {

@@ -670,10 +670,13 @@ impl Driver for VirtioNet {
     }
 
     fn link(&mut self) -> LinkState {
+        // The live state; `service` alone tracks what it last reported, so
+        // reading the link here never swallows a change it has yet to report.
         if self.running {
-            self.link = self.read_link();
+            self.read_link()
+        } else {
+            self.link
         }
-        self.link
     }
 
     fn control(&mut self, req: &Control) -> Result<(), DriverError> {
