@@ -11,7 +11,12 @@
 //! `bindgen compat-bsd/csrc/bindings.h -- -Icompat-bsd/include -Inative/include`
 
 use std::env;
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+#[allow(dead_code)]
+#[path = "src/elf.rs"]
+mod elf;
 
 /// compat-bsd's own C sources, in csrc/.
 const C_SOURCES: &[&str] = &[
@@ -34,6 +39,8 @@ fn main() {
     println!("cargo:mbuf_include={}", mbuf_include.display());
     println!("cargo:rerun-if-changed=include");
     println!("cargo:rerun-if-changed=csrc");
+    // The KPI symbol list reads the Rust side's #[no_mangle] items too.
+    println!("cargo:rerun-if-changed=src");
 
     let mut build = cc::Build::new();
     build
@@ -47,6 +54,7 @@ fn main() {
         build.file(dir.join("csrc").join(src));
     }
     build.compile("pktkit_bsd_c");
+    write_kpi_table(&dir, &include, &mbuf_include);
 
     let bindings = bindgen::Builder::default()
         .header(dir.join("csrc/bindings.h").display().to_string())
@@ -56,12 +64,13 @@ fn main() {
         .allowlist_type(
             "ifnet|ethercom|ifqueue|ether_multi|cfattach|cfdata|device|callout|evcnt|kmutex\
              |pci_attach_args|pktkit_bus_space|pktkit_bus_dma_tag|pktkit_bus_dmamap\
-             |bus_dma_segment|sockaddr_dl|mii_data|ifmedia|ifmedia_entry|pktkit_mcache",
+             |bus_dma_segment|sockaddr_dl|mii_data|ifmedia|ifmedia_entry|pktkit_mcache\
+             |pktkit_ported_driver|pktkit_ported_id|pktkit_ported_option",
         )
         .allowlist_function("pktkit_.*|ether_.*|ifmedia_.*|mii_.*")
         .allowlist_var(
             "IFF_.*|IFEF_.*|LINK_STATE_.*|ETHER_.*|ETHERCAP_.*|ETHERMTU.*|CALLOUT_.*|SOFTINT_.*\
-             |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*",
+             |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*|PKTKIT_PORTED_ABI",
         )
         .blocklist_type("mbuf|m_hdr|pkthdr|m_ext_storage")
         .derive_default(true)
@@ -73,4 +82,121 @@ fn main() {
     bindings
         .write_to_file(&out)
         .expect("write compat-bsd bindings");
+}
+
+/// libc functions compat-bsd's headers declare under their own names
+/// (sys/systm.h): a ported driver may call them.
+const LIBC_KPI: &[&str] = &[
+    "memcpy",
+    "memmove",
+    "memset",
+    "memcmp",
+    "strlen",
+    "strcmp",
+    "strncmp",
+    "strcpy",
+    "strlcpy",
+    "snprintf",
+    "vsnprintf",
+];
+
+/// Writes `kpi.rs` (included by `src/kpi.rs`): every header a ported driver
+/// can include, embedded, so `pktkit port check` works from any directory,
+/// and every symbol the KPI defines (the C archive's global symbols, the
+/// Rust side's `#[no_mangle]` items, the libc names above), which
+/// `port check` links driver objects against and pktkit exports to loadable
+/// drivers. `kpi.txt` holds the same names one per line for kit's build
+/// script (exported through `DEP_PKTKIT_BSD_KPI_LIST`).
+fn write_kpi_table(dir: &Path, include: &Path, mbuf_include: &Path) {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut headers = Vec::new();
+    collect_headers(include, include, &mut headers);
+    collect_headers(mbuf_include, mbuf_include, &mut headers);
+    headers.sort();
+
+    let mut names: Vec<String> = LIBC_KPI.iter().map(|s| s.to_string()).collect();
+    let archive =
+        std::fs::read(out.join("libpktkit_bsd_c.a")).expect("read compat-bsd's C archive");
+    for member in elf::archive_members(&archive) {
+        if elf::check_header(member, elf::ET_REL).is_err() {
+            continue;
+        }
+        let syms = elf::symbols(member, false).expect("symbols of compat-bsd's C objects");
+        names.extend(syms.into_iter().filter(|s| s.defined).map(|s| s.name));
+    }
+    let src = dir.join("src");
+    for entry in std::fs::read_dir(&src).expect("read compat-bsd/src") {
+        let path = entry.expect("list compat-bsd/src").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read a compat-bsd source");
+            names.extend(no_mangle_names(&text));
+        }
+    }
+    names.sort();
+    names.dedup();
+
+    let mut rs = String::from("/// Headers a ported driver can include: (path, contents).\n");
+    rs.push_str("pub static HEADERS: &[(&str, &[u8])] = &[\n");
+    for (rel, abs) in &headers {
+        let _ = writeln!(rs, "    ({rel:?}, include_bytes!({abs:?})),");
+    }
+    rs.push_str(
+        "];\n/// Every symbol the KPI defines, sorted.\npub static KPI_SYMBOLS: &[&str] = &[\n",
+    );
+    for n in &names {
+        let _ = writeln!(rs, "    {n:?},");
+    }
+    rs.push_str("];\n");
+    std::fs::write(out.join("kpi.rs"), rs).expect("write kpi.rs");
+    let list = out.join("kpi.txt");
+    std::fs::write(&list, names.join("\n") + "\n").expect("write kpi.txt");
+    println!("cargo:kpi_list={}", list.display());
+}
+
+/// (path relative to `root`, absolute path) of every `.h` under `dir`.
+fn collect_headers(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_headers(root, &path, out);
+        } else if path.extension().is_some_and(|e| e == "h") {
+            let rel = path.strip_prefix(root).expect("under the root");
+            out.push((rel.display().to_string(), path.display().to_string()));
+        }
+    }
+}
+
+/// Names of the `#[no_mangle]` functions and statics in Rust source text.
+fn no_mangle_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "#[no_mangle]" || line == "#[unsafe(no_mangle)]" {
+            pending = true;
+            continue;
+        }
+        if !pending || line.starts_with("#[") || line.starts_with("//") {
+            continue;
+        }
+        pending = false;
+        let rest = if let Some(i) = line.find("fn ") {
+            &line[i + 3..]
+        } else if let Some(i) = line.find("static ") {
+            line[i + 7..].trim_start_matches("mut ")
+        } else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            names.push(name);
+        }
+    }
+    names
 }

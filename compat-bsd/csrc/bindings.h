@@ -14,4 +14,5 @@
 #include <net/if_media.h>
 #include <dev/pci/pcivar.h>
 #include <dev/mii/miivar.h>
+#include <pktkit/ported.h>
 #include "pktkit_glue.h"

@@ -29,10 +29,14 @@
 
 pub mod adapter;
 pub mod ctx;
+pub mod elf;
 pub mod ifnet;
 pub mod kern;
+pub mod kpi;
+pub mod loadable;
 pub mod mbuf;
 pub mod pci;
+pub mod portcheck;
 pub mod sys;
 
 pub use adapter::{Bus, CfAttach, PortedDriver};

@@ -33,6 +33,8 @@ use pktkit_native::{
 };
 
 use crate::alloc_count;
+use crate::runtime::{DriverLock, LockPolicy};
+use std::sync::Arc;
 
 /// Loop iterations between two looks at the clock: reading it costs far more
 /// than a burst of the null driver, and 4096 iterations are a few ms at most.
@@ -78,6 +80,11 @@ pub struct FwdConfig {
     /// Names for the ports in the report, in order; when shorter than the
     /// port list, the driver's name and the port number are used.
     pub labels: Vec<String>,
+    /// `Some`: enter every port under a [`DriverLock`] of this policy, as
+    /// the runtime does (`--fallback`); drivers attached beside the ports
+    /// (registered on the same policy) then change what the locks cost.
+    /// `None`: no locks (the bench's default, one thread).
+    pub policy: Option<Arc<LockPolicy>>,
 }
 
 impl FwdConfig {
@@ -94,6 +101,7 @@ impl FwdConfig {
             seconds,
             warmup,
             labels: Vec::new(),
+            policy: None,
         }
     }
 }
@@ -237,14 +245,30 @@ pub fn fwd(mut ports: Vec<Box<dyn Driver>>, cfg: &FwdConfig) -> Result<FwdReport
         let mut batch = burst_batch(cfg.burst);
         let mut counts = FwdCounts::default();
 
+        // Stream i receives on port i and transmits on its peer.
+        let locks: Option<Vec<(DriverLock, DriverLock)>> = cfg.policy.as_ref().map(|policy| {
+            let own: Vec<DriverLock> = ports
+                .iter()
+                .map(|d| DriverLock::attach(d.concurrency(), policy))
+                .collect();
+            (0..own.len())
+                .map(|i| (own[i].clone(), own[own.len() - 1 - i].clone()))
+                .collect()
+        });
+        let mut run =
+            |streams: &mut [Stream<'_>], counts: &mut FwdCounts, end: Instant| match &locks {
+                Some(l) => run_until_locked(streams, l, &mut batch, counts, end),
+                None => run_until(streams, &mut batch, counts, end),
+            };
+
         let start = Instant::now();
         let warm_end = start + cfg.warmup;
-        run_until(&mut streams, &mut batch, &mut counts, warm_end);
+        run(&mut streams, &mut counts, warm_end);
         let before = counts;
         let allocs_before = alloc_count::allocations();
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs_f64(cfg.seconds);
-        run_until(&mut streams, &mut batch, &mut counts, end);
+        run(&mut streams, &mut counts, end);
         let elapsed = t0.elapsed().as_secs_f64();
         let allocs = alloc_count::allocations() - allocs_before;
         (
@@ -305,6 +329,45 @@ fn run_until(
                 counts.max_burst = counts.max_burst.max(got);
                 counts.rx += got as u64;
                 counts.tx += tx.tx_burst(batch) as u64;
+                if !batch.is_empty() {
+                    counts.drops += batch.len() as u64;
+                    batch.free_all();
+                }
+            }
+        }
+        if Instant::now() >= end {
+            return;
+        }
+    }
+}
+
+/// [`run_until`] with each call into a driver made under its lock
+/// (`locks[i]`: stream i's receiving and transmitting port), as the
+/// runtime's workers enter drivers.
+#[inline(never)]
+fn run_until_locked(
+    streams: &mut [Stream<'_>],
+    locks: &[(DriverLock, DriverLock)],
+    batch: &mut PacketBatch,
+    counts: &mut FwdCounts,
+    end: Instant,
+) {
+    loop {
+        for _ in 0..CLOCK_EVERY {
+            for ((rx, tx), (rx_lock, tx_lock)) in streams.iter_mut().zip(locks) {
+                let got = {
+                    let _g = rx_lock.enter();
+                    rx.rx_burst(batch)
+                };
+                if got == 0 {
+                    continue;
+                }
+                counts.max_burst = counts.max_burst.max(got);
+                counts.rx += got as u64;
+                counts.tx += {
+                    let _g = tx_lock.enter();
+                    tx.tx_burst(batch)
+                } as u64;
                 if !batch.is_empty() {
                     counts.drops += batch.len() as u64;
                     batch.free_all();
@@ -540,6 +603,51 @@ mod tests {
         assert_eq!(v["ports"], serde_json::json!(["a", "b"]));
         assert_eq!(v["drops"], 0);
         assert!(v["heap_allocs_per_pkt"].is_null());
+    }
+
+    /// Under `--fallback global` with a serialized driver registered, every
+    /// burst takes the global lock: while the serialized driver "runs"
+    /// (holds its lock most of the time) forwarding nearly stops; under
+    /// `per-driver` it does not notice.
+    #[test]
+    fn fwd_under_the_global_lock_waits_for_it() {
+        use crate::runtime::Fallback;
+        use pktkit_native::Concurrency;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let measure = |mode: Fallback, name: &str| {
+            let pool = test_pool(name);
+            let policy = LockPolicy::new(mode);
+            let serialized = DriverLock::attach(Concurrency::Serialized, &policy);
+            let stop = Arc::new(AtomicBool::new(false));
+            let holder = {
+                let (serialized, stop) = (serialized.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let g = serialized.enter();
+                        std::thread::sleep(Duration::from_millis(5));
+                        drop(g);
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                })
+            };
+            let mut cfg = FwdConfig::new(32, 0.3);
+            cfg.policy = Some(policy);
+            let r = fwd(null_ports(&pool, 2), &cfg).unwrap();
+            stop.store(true, Ordering::Relaxed);
+            holder.join().unwrap();
+            serialized.detach();
+            assert!(r.drops == 0, "{r}");
+            assert_eq!(pool.available(), pool.capacity());
+            r.rx_packets
+        };
+        let global = measure(Fallback::Global, "bench-fwd-global");
+        let per_driver = measure(Fallback::PerDriver, "bench-fwd-per-driver");
+        assert!(per_driver > 0);
+        assert!(
+            global < per_driver / 2,
+            "global {global} vs per-driver {per_driver}"
+        );
     }
 
     #[test]

@@ -414,7 +414,19 @@ pub fn wait_signal(set: &SignalSet, timeout: Duration) -> Option<i32> {
 }
 
 /// `pktkit bench fwd`.
-pub fn bench_fwd(ports: &[String], burst: usize, seconds: f64, json: bool) -> ExitCode {
+///
+/// With `fallback`, every port is entered under a driver lock of that
+/// policy, and the drivers of `with` are attached beside the ports (not
+/// started, not forwarded) and registered on the same policy: a serialized
+/// one there makes `global` take the global lock around every burst.
+pub fn bench_fwd(
+    ports: &[String],
+    burst: usize,
+    seconds: f64,
+    json: bool,
+    fallback: Option<Fallback>,
+    with: &[String],
+) -> ExitCode {
     if ports.len() != 2 {
         return usage_error(format!(
             "bench fwd needs exactly two ports, got {}",
@@ -436,7 +448,7 @@ pub fn bench_fwd(ports: &[String], burst: usize, seconds: f64, json: bool) -> Ex
     let mut drivers = Vec::new();
     let mut labels = Vec::new();
     let mut units: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-    for p in ports {
+    for p in ports.iter().chain(with) {
         let spec = match DriverSpec::parse(p) {
             Ok(s) => s,
             Err(e) => return usage_error(format!("port {p}: {e}")),
@@ -476,9 +488,25 @@ pub fn bench_fwd(ports: &[String], burst: usize, seconds: f64, json: bool) -> Ex
             Err(e) => return usage_error(format!("driver {}: {e}", spec.name)),
         }
     }
+    let extras = drivers.split_off(2);
+    labels.truncate(2);
     let mut cfg = crate::bench::FwdConfig::new(burst, seconds);
     cfg.labels = labels;
-    match crate::bench::fwd(drivers, &cfg) {
+    let policy = fallback.map(crate::runtime::LockPolicy::new);
+    let extra_locks: Vec<crate::runtime::DriverLock> = match &policy {
+        Some(p) => extras
+            .iter()
+            .map(|d| crate::runtime::DriverLock::attach(d.concurrency(), p))
+            .collect(),
+        None => Vec::new(),
+    };
+    cfg.policy = policy;
+    let result = crate::bench::fwd(drivers, &cfg);
+    for l in &extra_locks {
+        l.detach();
+    }
+    drop(extras);
+    match result {
         Ok(r) => {
             if json {
                 println!("{}", r.to_json());
@@ -512,6 +540,27 @@ pub fn new_native(req: crate::new::NewNative) -> ExitCode {
     match crate::new::new_native(&req, &cwd) {
         Ok(dir) => {
             println!("created {} (driver '{}')", dir.display(), req.name);
+            if req.dir.is_none() {
+                println!("registered: rebuild pktkit and `pktkit drivers` lists it");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+/// `pktkit new ported NAME`.
+pub fn new_ported(req: crate::new::NewPorted) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match crate::new::new_ported(&req, &cwd) {
+        Ok(dir) => {
+            println!(
+                "created {} (NetBSD-style driver '{}'); `pktkit port check {}` \
+                 lists what the KPI lacks",
+                dir.display(),
+                req.name,
+                dir.display()
+            );
             if req.dir.is_none() {
                 println!("registered: rebuild pktkit and `pktkit drivers` lists it");
             }
@@ -763,6 +812,58 @@ pub fn harness_test(plan: &TestPlan) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `pktkit port check DIR [--json]`: 0 nothing missing, 1 something is,
+/// 2 bad input.
+pub fn port_check(dir: &std::path::Path, json: bool) -> ExitCode {
+    use pktkit_bsd::portcheck::{self, Group};
+    let report = match portcheck::check(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pktkit port check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        let groups: serde_json::Map<String, serde_json::Value> = Group::ALL
+            .iter()
+            .filter_map(|&g| {
+                let gaps: Vec<serde_json::Value> = report
+                    .in_group(g)
+                    .map(|gap| {
+                        serde_json::json!({
+                            "kind": gap.kind.name(),
+                            "name": gap.name,
+                            "at": gap.place,
+                        })
+                    })
+                    .collect();
+                (!gaps.is_empty()).then(|| {
+                    (
+                        g.name().to_string(),
+                        serde_json::json!({ "count": gaps.len(), "missing": gaps }),
+                    )
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "dir": report.dir.display().to_string(),
+            "compiler": report.compiler,
+            "files": report.files,
+            "compiled": report.compiled,
+            "missing": report.gaps.len(),
+            "groups": groups,
+        });
+        println!("{v}");
+    } else {
+        print!("{report}");
+    }
+    if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -43,6 +43,11 @@ enum Cmd {
         #[command(subcommand)]
         which: BenchCmd,
     },
+    /// Porting NetBSD drivers.
+    Port {
+        #[command(subcommand)]
+        which: PortCmd,
+    },
     /// PCI devices for the VFIO harness.
     Harness {
         #[command(subcommand)]
@@ -69,6 +74,24 @@ enum NewCmd {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// A NetBSD-style C driver through compat-bsd (templates/ported-driver):
+    /// if_NAME.c, NAMEreg.h, build.rs and the crate pktkit-ported-NAME.
+    Ported {
+        /// Driver name (`-d NAME`).
+        name: String,
+        /// Interface prefix (default: the name).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// PCI vendor id it matches.
+        #[arg(long, default_value = "0x10ec", value_parser = parse_hex16)]
+        vendor: u16,
+        /// PCI device id it matches.
+        #[arg(long, default_value = "0x8139", value_parser = parse_hex16)]
+        device: u16,
+        /// Make a standalone crate here instead of ported/NAME.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// A legacy-ABI C driver (templates/legacy-driver): devn-NAME.c and a
     /// Makefile building devn-NAME.so for `-d legacy:PATH`.
     Legacy {
@@ -83,6 +106,21 @@ enum NewCmd {
         /// Output directory (default: ./devn-NAME).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PortCmd {
+    /// Compile every .c in a NetBSD driver directory against compat-bsd and
+    /// list, by subsystem, each missing header, type, macro and function and
+    /// each symbol the KPI does not export. Exit 0: nothing missing; 1:
+    /// something is; 2: bad input (no directory, no .c files, no compiler).
+    Check {
+        /// The driver directory (e.g. a copy of NetBSD's sys/dev/pci/ files).
+        dir: std::path::PathBuf,
+        /// The report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -188,6 +226,14 @@ enum BenchCmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Enter the ports under the runtime's driver locks with this
+        /// serialized-driver rule: per-driver or global (default: no locks).
+        #[arg(long)]
+        fallback: Option<Fallback>,
+        /// A driver attached beside the ports, not forwarded (repeatable):
+        /// e.g. a serialized bsdnull, to measure what --fallback global costs.
+        #[arg(long)]
+        with: Vec<String>,
     },
     /// Nanoseconds per buffer for alloc+free, single and bulk 32.
     Pool {
@@ -231,6 +277,25 @@ fn main() -> ExitCode {
             device,
             dir,
         }),
+        Cmd::Port {
+            which: PortCmd::Check { dir, json },
+        } => cli::port_check(&dir, json),
+        Cmd::New {
+            which:
+                NewCmd::Ported {
+                    name,
+                    prefix,
+                    vendor,
+                    device,
+                    dir,
+                },
+        } => cli::new_ported(pktkit::new::NewPorted {
+            name,
+            prefix,
+            vendor,
+            device,
+            dir,
+        }),
         Cmd::Ctl(c) => pktkit::ctl::client::run(c),
         Cmd::Drivers { json } => {
             print!("{}", cli::drivers_listing(json));
@@ -260,13 +325,15 @@ fn main() -> ExitCode {
                     burst,
                     seconds,
                     json,
+                    fallback,
+                    with,
                 },
         } => {
             let specs: Vec<String> = match ports {
                 Some(p) => p.split(',').map(str::to_owned).collect(),
                 None => port,
             };
-            cli::bench_fwd(&specs, burst, seconds, json)
+            cli::bench_fwd(&specs, burst, seconds, json, fallback, &with)
         }
         Cmd::Bench {
             which: BenchCmd::Pool { json },

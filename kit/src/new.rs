@@ -161,7 +161,17 @@ pub fn new_native(req: &NewNative, cwd: &Path) -> Result<PathBuf, NewError> {
 
 /// The new contents of the files that register a driver crate.
 fn registration_edits(root: &Path, name: &str) -> Result<Vec<(PathBuf, String)>, NewError> {
-    let ident = name.replace('-', "_");
+    register_crate(
+        root,
+        &format!("pktkit-drv-{name}"),
+        &format!("native/drivers/{name}"),
+    )
+}
+
+/// The new contents of the files that register crate `krate` at `rel`:
+/// workspace member and dependency, kit dependency, registry line.
+fn register_crate(root: &Path, krate: &str, rel: &str) -> Result<Vec<(PathBuf, String)>, NewError> {
+    let ident = krate.replace('-', "_");
     let read = |rel: &str| {
         let p = root.join(rel);
         fs::read_to_string(&p)
@@ -182,25 +192,25 @@ fn registration_edits(root: &Path, name: &str) -> Result<Vec<(PathBuf, String)>,
     let root_toml = insert(
         root_toml,
         "    \"kit\",\n",
-        format!("    \"native/drivers/{name}\",\n"),
+        format!("    \"{rel}\",\n"),
         true,
     )?;
     let root_toml = insert(
         root_toml,
         "[workspace.dependencies]\n",
-        format!("pktkit-drv-{name} = {{ path = \"native/drivers/{name}\" }}\n"),
+        format!("{krate} = {{ path = \"{rel}\" }}\n"),
         false,
     )?;
     let kit_toml = insert(
         read("kit/Cargo.toml")?,
         "[dependencies]\n",
-        format!("pktkit-drv-{name}.workspace = true\n"),
+        format!("{krate}.workspace = true\n"),
         false,
     )?;
     let registry = insert(
         read("kit/src/registry.rs")?,
         "    &crate::probe::FACTORY,\n",
-        format!("    &pktkit_drv_{ident}::FACTORY,\n"),
+        format!("    &{ident}::FACTORY,\n"),
         true,
     )?;
     Ok(vec![root_toml, kit_toml, registry])
@@ -256,6 +266,112 @@ pub fn new_legacy(req: &NewLegacy, cwd: &Path) -> Result<PathBuf, NewError> {
     Ok(dir)
 }
 
+const PORTED_CARGO_TOML: &str = include_str!("../../templates/ported-driver/Cargo.toml.in");
+const PORTED_BUILD_RS: &str = include_str!("../../templates/ported-driver/build.rs.in");
+const PORTED_C: &str = include_str!("../../templates/ported-driver/driver.c.in");
+const PORTED_REG_H: &str = include_str!("../../templates/ported-driver/reg.h.in");
+const PORTED_LIB_RS: &str = include_str!("../../templates/ported-driver/src/lib.rs.in");
+const PORTED_ATTACH_RS: &str = include_str!("../../templates/ported-driver/tests/attach.rs.in");
+
+/// What `pktkit new ported NAME` makes.
+#[derive(Clone, Debug)]
+pub struct NewPorted {
+    /// Driver name (`-d NAME`); the crate is `pktkit-ported-NAME`.
+    pub name: String,
+    /// Interface prefix (default: the name).
+    pub prefix: Option<String>,
+    /// PCI vendor id it matches.
+    pub vendor: u16,
+    /// PCI device id.
+    pub device: u16,
+    /// Standalone output directory; `None`: `ported/NAME` in the checkout,
+    /// registered.
+    pub dir: Option<PathBuf>,
+}
+
+/// `pktkit new ported NAME`: a NetBSD-style driver crate from
+/// templates/ported-driver (if_NAME.c, NAMEreg.h, build.rs, src/lib.rs,
+/// tests/attach.rs). Inside a checkout it goes to `ported/NAME` and is
+/// registered like `new native`; with `--dir` it is a standalone crate
+/// depending on this checkout's native/ and compat-bsd/ by path.
+pub fn new_ported(req: &NewPorted, cwd: &Path) -> Result<PathBuf, NewError> {
+    if !valid_name(&req.name) {
+        return Err(NewError::BadName(req.name.clone()));
+    }
+    let ident = req.name.replace('-', "_");
+    let prefix = req
+        .prefix
+        .clone()
+        .unwrap_or_else(|| req.name.replace('-', ""));
+    if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
+        return Err(NewError::BadPrefix(prefix));
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let here = here.canonicalize().unwrap_or(here);
+    let (dir, checkout, deps, workspace) = match &req.dir {
+        Some(d) => (
+            d.clone(),
+            None,
+            format!(
+                "pktkit-native = {{ path = \"{}\" }}\npktkit-bsd = {{ path = \"{}\" }}",
+                here.join("native").display(),
+                here.join("compat-bsd").display()
+            ),
+            "\n# A workspace of its own.\n[workspace]\n".to_owned(),
+        ),
+        None => {
+            let root = find_checkout(cwd).ok_or_else(|| NewError::NoCheckout(cwd.to_owned()))?;
+            (
+                root.join("ported").join(&req.name),
+                Some(root),
+                "pktkit-native.workspace = true\npktkit-bsd.workspace = true".to_owned(),
+                "\n[lints]\nworkspace = true\n".to_owned(),
+            )
+        }
+    };
+    if dir.exists() {
+        return Err(NewError::Exists(dir));
+    }
+    let vars = [
+        ("@NAME@", req.name.clone()),
+        ("@IDENT@", ident.clone()),
+        ("@UPPER@", ident.to_ascii_uppercase()),
+        ("@PREFIX@", prefix),
+        ("@VENDOR@", format!("{:#06x}", req.vendor)),
+        ("@DEVICE@", format!("{:#06x}", req.device)),
+        ("@DEPS@", deps),
+        ("@WORKSPACE@", workspace),
+    ];
+    let edits = match &checkout {
+        Some(root) => register_crate(
+            root,
+            &format!("pktkit-ported-{}", req.name),
+            &format!("ported/{}", req.name),
+        )?,
+        None => Vec::new(),
+    };
+    let c_file = format!("if_{ident}.c");
+    let reg_h = format!("{ident}reg.h");
+    for (rel, t) in [
+        ("Cargo.toml", PORTED_CARGO_TOML),
+        ("build.rs", PORTED_BUILD_RS),
+        (c_file.as_str(), PORTED_C),
+        (reg_h.as_str(), PORTED_REG_H),
+        ("src/lib.rs", PORTED_LIB_RS),
+        ("tests/attach.rs", PORTED_ATTACH_RS),
+    ] {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fs::write(&p, render(t, &vars)).map_err(io(&p))?;
+    }
+    for (path, text) in edits {
+        fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +419,46 @@ mod tests {
             ..req.clone()
         };
         assert!(matches!(new_native(&bad, &tmp), Err(NewError::BadName(_))));
+        let _ = fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn ported_registers_in_a_checkout_copy() {
+        let tmp = std::env::temp_dir().join(format!("pktkit-newpt-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        for rel in [
+            "Cargo.toml",
+            "kit/Cargo.toml",
+            "kit/src/registry.rs",
+            "native/include/pktkit/mbuf.h",
+        ] {
+            let to = tmp.join(rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(real.join(rel), &to).unwrap();
+        }
+        let req = NewPorted {
+            name: "my-nic".into(),
+            prefix: None,
+            vendor: 0x10ec,
+            device: 0x8139,
+            dir: None,
+        };
+        let dir = new_ported(&req, &tmp.join("kit")).unwrap();
+        assert_eq!(dir, tmp.join("ported/my-nic"));
+        let c = fs::read_to_string(dir.join("if_my_nic.c")).unwrap();
+        assert!(c.contains("#define MY_NIC_VENDOR\t\t0x10ec"));
+        assert!(c.contains("CFATTACH_DECL_NEW(my_nic,"));
+        let reg = fs::read_to_string(tmp.join("kit/src/registry.rs")).unwrap();
+        assert!(reg.contains("&pktkit_ported_my_nic::FACTORY,"));
+        let root = fs::read_to_string(tmp.join("Cargo.toml")).unwrap();
+        assert!(root.contains("\"ported/my-nic\",") && root.contains("pktkit-ported-my-nic = {"));
+        let kit = fs::read_to_string(tmp.join("kit/Cargo.toml")).unwrap();
+        assert!(kit.contains("pktkit-ported-my-nic.workspace = true"));
+        assert!(matches!(new_ported(&req, &tmp), Err(NewError::Exists(_))));
         let _ = fs::remove_dir_all(&tmp);
     }
 

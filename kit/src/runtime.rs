@@ -630,6 +630,7 @@ impl std::str::FromStr for Fallback {
 }
 
 /// The shared state behind every [`DriverLock`] of one stack.
+#[derive(Debug)]
 pub struct LockPolicy {
     mode: Fallback,
     serialized: AtomicUsize,

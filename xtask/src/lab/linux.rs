@@ -272,6 +272,7 @@ mod tests {
             dut: "e1000,pci=0000:00:02.0".into(),
             peer: "e1000,pci=0000:00:03.0".into(),
             mac: None,
+            link: true,
         }];
         let s = script(&runs);
         assert!(
