@@ -710,6 +710,8 @@ fxp_filter_locked(struct fxp_softc *sc)
 	int n = 0, first;
 
 	KASSERT(mutex_owned(sc->sc_mtx));
+	/* Cleared first: fxp_txeof below must not come back here. */
+	sc->sc_filter_pending = false;
 	if (sc->sc_cbcnt > FXP_NCB - 2) {
 		fxp_txeof(sc);
 		if (sc->sc_cbcnt > FXP_NCB - 2) {
@@ -718,7 +720,6 @@ fxp_filter_locked(struct fxp_softc *sc)
 			return;
 		}
 	}
-	sc->sc_filter_pending = false;
 	first = sc->sc_cbprod;
 
 	/* The group addresses first: they decide all-multicast. */
