@@ -22,8 +22,9 @@ pub const STEPS: [&str; 4] = ["start", "ping-a", "ping-b", "tcp"];
 pub const TCP_BYTES: u64 = 8 << 20;
 
 /// The two NICs: `(e1000 BDF, b's -d spec, b's interface)`. `b` is the
-/// first virtio-net (vio0) or, without one, the first ne2k_pci through the
-/// legacy shim (en0, `devn-ne2000.so`).
+/// first virtio-net (vio0) or, without one, the first NIC a ported NetBSD
+/// driver handles (rtl8139: rtk0, i82559er: fxp0, pcnet: pcn0), or the
+/// first ne2k_pci through the legacy shim (en0, `devn-ne2000.so`).
 pub fn plan(nics: &[&Model]) -> Result<(String, String, &'static str), String> {
     let find = |names: &[&str]| nics.iter().position(|m| names.contains(&m.name));
     let wm = find(&["e1000", "e1000e"]).ok_or("--cross needs an e1000 or e1000e NIC")?;
@@ -34,7 +35,17 @@ pub fn plan(nics: &[&Model]) -> Result<(String, String, &'static str), String> {
             "vio0",
         ));
     }
-    let ne = find(&["ne2k_pci"]).ok_or("--cross needs a virtio or ne2k_pci NIC")?;
+    for (model, driver, ifname) in [
+        ("rtl8139", "rtk", "rtk0"),
+        ("i82559er", "fxp", "fxp0"),
+        ("pcnet", "pcn", "pcn0"),
+    ] {
+        if let Some(i) = find(&[model]) {
+            return Ok((nic_bdf(wm), format!("{driver},pci={}", nic_bdf(i)), ifname));
+        }
+    }
+    let ne = find(&["ne2k_pci"])
+        .ok_or("--cross needs a virtio, rtl8139, i82559er, pcnet or ne2k_pci NIC")?;
     Ok((
         nic_bdf(wm),
         format!("legacy:/lib/pktkit/devn-ne2000.so,pci={}", nic_bdf(ne)),
@@ -147,6 +158,15 @@ mod tests {
         );
         let only = super::super::parse_nics("e1000,e1000").unwrap();
         assert!(plan(&only).unwrap_err().contains("virtio"));
+        let ported = super::super::parse_nics("e1000,rtl8139").unwrap();
+        assert_eq!(
+            plan(&ported).unwrap(),
+            (
+                "0000:00:02.0".to_owned(),
+                "rtk,pci=0000:00:03.0".to_owned(),
+                "rtk0"
+            )
+        );
         let legacy = super::super::parse_nics("ne2k_pci,e1000").unwrap();
         assert_eq!(
             plan(&legacy).unwrap(),
