@@ -31,7 +31,9 @@ pub fn modules_for(model: &str) -> &'static [&'static str] {
         "e1000" | "e1000-82545em" => &["e1000"],
         "e1000e" => &["e1000e"],
         "virtio" | "virtio-mq" => &["virtio_pci", "virtio_net"],
-        "rtl8139" => &["8139too"],
+        // QEMU's rtl8139 is revision 0x20, an RTL8139C+: 8139too hands
+        // those to 8139cp and does not attach.
+        "rtl8139" => &["8139cp"],
         "i82559er" => &["e100"],
         "pcnet" => &["pcnet32"],
         "ne2k_pci" => &["ne2k-pci"],
