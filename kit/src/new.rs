@@ -93,13 +93,7 @@ pub fn new_native(req: &NewNative, cwd: &Path) -> Result<PathBuf, NewError> {
     if !valid_name(&req.name) {
         return Err(NewError::BadName(req.name.clone()));
     }
-    let prefix = req
-        .prefix
-        .clone()
-        .unwrap_or_else(|| req.name.replace('-', ""));
-    if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
-        return Err(NewError::BadPrefix(prefix));
-    }
+    let prefix = interface_prefix(&req.name, req.prefix.as_deref())?;
     let (dir, checkout, native_dep, workspace) = match &req.dir {
         Some(d) => {
             let native = Path::new(env!("CARGO_MANIFEST_DIR")).join("../native");
@@ -142,16 +136,42 @@ pub fn new_native(req: &NewNative, cwd: &Path) -> Result<PathBuf, NewError> {
         Some(root) => registration_edits(root, &req.name)?,
         None => Vec::new(),
     };
-    for (rel, t) in [
-        ("Cargo.toml", CARGO_TOML),
-        ("src/lib.rs", LIB_RS),
-        ("tests/attach.rs", ATTACH_RS),
-    ] {
+    write_crate(
+        dir,
+        &[
+            ("Cargo.toml", CARGO_TOML),
+            ("src/lib.rs", LIB_RS),
+            ("tests/attach.rs", ATTACH_RS),
+        ],
+        &vars,
+        edits,
+    )
+}
+
+/// The interface prefix: `given`, else the name without dashes; lower-case
+/// letters, 1 to 8 of them.
+fn interface_prefix(name: &str, given: Option<&str>) -> Result<String, NewError> {
+    let prefix = given.map_or_else(|| name.replace('-', ""), str::to_owned);
+    if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
+        return Err(NewError::BadPrefix(prefix));
+    }
+    Ok(prefix)
+}
+
+/// Writes each template of `files` rendered with `vars` under `dir`, then
+/// the registration `edits`; returns `dir`.
+fn write_crate(
+    dir: PathBuf,
+    files: &[(&str, &str)],
+    vars: &[(&str, String)],
+    edits: Vec<(PathBuf, String)>,
+) -> Result<PathBuf, NewError> {
+    for (rel, t) in files {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        fs::write(&p, render(t, &vars)).map_err(io(&p))?;
+        fs::write(&p, render(t, vars)).map_err(io(&p))?;
     }
     for (path, text) in edits {
         fs::write(&path, text).map_err(io(&path))?;
@@ -299,13 +319,7 @@ pub fn new_ported(req: &NewPorted, cwd: &Path) -> Result<PathBuf, NewError> {
         return Err(NewError::BadName(req.name.clone()));
     }
     let ident = req.name.replace('-', "_");
-    let prefix = req
-        .prefix
-        .clone()
-        .unwrap_or_else(|| req.name.replace('-', ""));
-    if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_lowercase()) {
-        return Err(NewError::BadPrefix(prefix));
-    }
+    let prefix = interface_prefix(&req.name, req.prefix.as_deref())?;
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let here = here.canonicalize().unwrap_or(here);
     let (dir, checkout, deps, workspace) = match &req.dir {
@@ -352,33 +366,29 @@ pub fn new_ported(req: &NewPorted, cwd: &Path) -> Result<PathBuf, NewError> {
     };
     let c_file = format!("if_{ident}.c");
     let reg_h = format!("{ident}reg.h");
-    for (rel, t) in [
-        ("Cargo.toml", PORTED_CARGO_TOML),
-        ("build.rs", PORTED_BUILD_RS),
-        (c_file.as_str(), PORTED_C),
-        (reg_h.as_str(), PORTED_REG_H),
-        ("src/lib.rs", PORTED_LIB_RS),
-        ("tests/attach.rs", PORTED_ATTACH_RS),
-    ] {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        fs::write(&p, render(t, &vars)).map_err(io(&p))?;
-    }
-    for (path, text) in edits {
-        fs::write(&path, text).map_err(io(&path))?;
-    }
-    Ok(dir)
+    write_crate(
+        dir,
+        &[
+            ("Cargo.toml", PORTED_CARGO_TOML),
+            ("build.rs", PORTED_BUILD_RS),
+            (c_file.as_str(), PORTED_C),
+            (reg_h.as_str(), PORTED_REG_H),
+            ("src/lib.rs", PORTED_LIB_RS),
+            ("tests/attach.rs", PORTED_ATTACH_RS),
+        ],
+        &vars,
+        edits,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn registers_in_a_checkout_copy() {
-        let tmp = std::env::temp_dir().join(format!("pktkit-new-{}", std::process::id()));
+    /// A fresh directory holding the files registration edits, copied from
+    /// this checkout.
+    fn checkout_copy(tag: &str) -> PathBuf {
+        let tmp = std::env::temp_dir().join(format!("pktkit-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         let real = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -394,6 +404,12 @@ mod tests {
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(real.join(rel), &to).unwrap();
         }
+        tmp
+    }
+
+    #[test]
+    fn registers_in_a_checkout_copy() {
+        let tmp = checkout_copy("new");
         let req = NewNative {
             name: "my-nic".into(),
             prefix: None,
@@ -424,22 +440,7 @@ mod tests {
 
     #[test]
     fn ported_registers_in_a_checkout_copy() {
-        let tmp = std::env::temp_dir().join(format!("pktkit-newpt-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        let real = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_owned();
-        for rel in [
-            "Cargo.toml",
-            "kit/Cargo.toml",
-            "kit/src/registry.rs",
-            "native/include/pktkit/mbuf.h",
-        ] {
-            let to = tmp.join(rel);
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(real.join(rel), &to).unwrap();
-        }
+        let tmp = checkout_copy("newpt");
         let req = NewPorted {
             name: "my-nic".into(),
             prefix: None,
