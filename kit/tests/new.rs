@@ -1,40 +1,47 @@
 //! `pktkit new native` makes a crate that builds and whose first tests pass.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `pktkit ARGS... --dir DIR`.
+fn pktkit_new(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pktkit"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// Builds and tests a generated crate; its artifacts live beside ours so
+/// later runs reuse them.
+fn cargo_test(dir: &Path) -> Output {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/new-template");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn new_native_driver_builds_and_passes_its_tests() {
     let base = std::env::temp_dir().join(format!("pktkit-newdrv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let dir = base.join("acme");
-    let out = Command::new(env!("CARGO_BIN_EXE_pktkit"))
-        .args(["new", "native", "acme", "--prefix", "ac", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = pktkit_new(&["new", "native", "acme", "--prefix", "ac"], &dir);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // A second time is refused, nothing overwritten.
-    let again = Command::new(env!("CARGO_BIN_EXE_pktkit"))
-        .args(["new", "native", "acme", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let again = pktkit_new(&["new", "native", "acme"], &dir);
     assert_eq!(again.status.code(), Some(2));
 
-    // Build and test the generated crate; its artifacts live beside ours so
-    // later runs reuse them.
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/new-template");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let test = Command::new(cargo)
-        .args(["test", "--quiet", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
+    let test = cargo_test(&dir);
     let _ = std::fs::remove_dir_all(&base);
     assert!(
         test.status.success(),
@@ -52,11 +59,7 @@ fn new_ported_driver_builds_and_passes_its_tests() {
     let base = std::env::temp_dir().join(format!("pktkit-newported-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let dir = base.join("acme");
-    let out = Command::new(env!("CARGO_BIN_EXE_pktkit"))
-        .args(["new", "ported", "acme-nic", "--prefix", "acn", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = pktkit_new(&["new", "ported", "acme-nic", "--prefix", "acn"], &dir);
     assert!(
         out.status.success(),
         "{}",
@@ -72,11 +75,7 @@ fn new_ported_driver_builds_and_passes_its_tests() {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(!text.contains("@NAME@") && !text.contains("@IDENT@"), "{f}");
     }
-    let again = Command::new(env!("CARGO_BIN_EXE_pktkit"))
-        .args(["new", "ported", "acme-nic", "--dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let again = pktkit_new(&["new", "ported", "acme-nic"], &dir);
     assert_eq!(again.status.code(), Some(2));
 
     // port check on the skeleton: nothing missing.
@@ -94,7 +93,7 @@ fn new_ported_driver_builds_and_passes_its_tests() {
 
     // The same C file as a loadable object passes pktkit's symbol check
     // (it then fails only for want of the PCI function).
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let so = base.join("acme.so");
     let cc = Command::new("cc")
         .args([
@@ -125,14 +124,7 @@ fn new_ported_driver_builds_and_passes_its_tests() {
         "{err}"
     );
 
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/new-template");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let test = Command::new(cargo)
-        .args(["test", "--quiet", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
+    let test = cargo_test(&dir);
     let _ = std::fs::remove_dir_all(&base);
     assert!(
         test.status.success(),
