@@ -110,7 +110,7 @@ impl Config {
         let mac = match args.opt("mac") {
             None => None,
             Some(s) => Some(
-                parse_mac(s)
+                pktkit_native::options::parse_mac(s)
                     .filter(hw::valid_unicast)
                     .ok_or_else(|| bad("mac", s, "not a unicast xx:xx:xx:xx:xx:xx".into()))?,
             ),
@@ -132,20 +132,6 @@ fn create(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {
     let dev = args.open_pci()?;
     let drv = E1000::attach(dev, cfg, args.pool.clone(), args.owner(0))?;
     Ok(vec![Box::new(drv)])
-}
-
-/// Parses `xx:xx:xx:xx:xx:xx` (hex, `:` or `-` separated).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 fn fmt_mac(m: &[u8; 6]) -> String {
@@ -523,13 +509,19 @@ mod tests {
     #[test]
     fn mac_parsing() {
         assert_eq!(
-            parse_mac("52:54:00:12:34:01"),
+            pktkit_native::options::parse_mac("52:54:00:12:34:01"),
             Some([0x52, 0x54, 0, 0x12, 0x34, 1])
         );
-        assert_eq!(parse_mac("2-4-6-8-a-c"), Some([2, 4, 6, 8, 10, 12]));
-        assert_eq!(parse_mac("52:54:00:12:34"), None);
-        assert_eq!(parse_mac("52:54:00:12:34:01:02"), None);
-        assert_eq!(parse_mac("52:54:00:12:34:1g"), None);
+        assert_eq!(
+            pktkit_native::options::parse_mac("2-4-6-8-a-c"),
+            Some([2, 4, 6, 8, 10, 12])
+        );
+        assert_eq!(pktkit_native::options::parse_mac("52:54:00:12:34"), None);
+        assert_eq!(
+            pktkit_native::options::parse_mac("52:54:00:12:34:01:02"),
+            None
+        );
+        assert_eq!(pktkit_native::options::parse_mac("52:54:00:12:34:1g"), None);
         assert_eq!(
             fmt_mac(&[0x52, 0x54, 0, 0x12, 0x34, 1]),
             "52:54:00:12:34:01"
