@@ -65,7 +65,7 @@ fn main() {
             "ifnet|ethercom|ifqueue|ether_multi|cfattach|cfdata|device|callout|evcnt|kmutex\
              |pci_attach_args|pktkit_bus_space|pktkit_bus_dma_tag|pktkit_bus_dmamap\
              |bus_dma_segment|sockaddr_dl|mii_data|ifmedia|ifmedia_entry|pktkit_mcache\
-             |pktkit_ported_driver|pktkit_ported_id|pktkit_ported_option",
+             |pktkit_ported_driver|pktkit_ported_id|pktkit_ported_option|cfdriver",
         )
         .allowlist_function("pktkit_.*|ether_.*|ifmedia_.*|mii_.*")
         .allowlist_var(

@@ -47,6 +47,9 @@ ether_ifattach(struct ifnet *ifp, const uint8_t *lla)
 	sdl->sdl_alen = ETHER_ADDR_LEN;
 	memcpy(LLADDR(sdl), lla, ETHER_ADDR_LEN);
 	ifp->if_sadl = sdl;
+	ifp->if_dl_store.ifa_addr = (struct sockaddr *)sdl;
+	ifp->if_dl_store.ifa_ifp = ifp;
+	ifp->if_dl = &ifp->if_dl_store;
 
 	LIST_INIT(&ec->ec_multiaddrs);
 	ec->ec_multicnt = 0;

@@ -140,6 +140,7 @@ impl PortedDriver {
         pa.pa_dmat64 = ctx.dmat.get();
         pa.pa_pc = ctxp.cast();
         pa.pa_tag = ctxp;
+        pa.pa_intrtag = ctxp;
         pa.pa_flags = (sys::PCI_FLAGS_IO_OKAY
             | sys::PCI_FLAGS_MEM_OKAY
             | sys::PCI_FLAGS_MSI_OKAY
@@ -166,6 +167,7 @@ impl PortedDriver {
             let intr = cfg(0x3c)?;
             pa.pa_intrline = intr & 0xff;
             pa.pa_intrpin = (intr >> 8) & 0xff;
+            pa.pa_rawintrpin = pa.pa_intrpin;
             let a = dev.address();
             pa.pa_bus = a.bus.into();
             pa.pa_device = a.device.into();
@@ -257,8 +259,11 @@ impl CMem {
         dev.dv_cfdata.cf_atname = cname.as_ptr();
         dev.dv_cfdata.cf_unit = dev.dv_unit;
         dev.dv_pktkit = ctx;
+        let unit = dev.dv_unit;
+        let dev = Box::into_raw(dev);
+        crate::kern::register_device(name, unit, dev);
         Ok(CMem {
-            dev: Box::into_raw(dev),
+            dev,
             pa: Box::into_raw(Box::default()),
             _name: cname,
             attached: false,
@@ -273,6 +278,7 @@ impl CMem {
 
 impl Drop for CMem {
     fn drop(&mut self) {
+        crate::kern::unregister_device(self.dev);
         // SAFETY: our own allocations, freed once; the driver has detached
         // (BsdDriver::drop) or never attached.
         unsafe {
@@ -801,6 +807,34 @@ impl BsdTx {
             unsafe { f(self.ifp) };
         }
     }
+
+    /// The burst through the driver's `if_transmit`, a packet at a time:
+    /// it takes every packet (a refusal means it freed the packet, which
+    /// is counted as a drop), as NetBSD's stack hands packets to it.
+    fn transmit(
+        &mut self,
+        xmit: unsafe extern "C" fn(*mut sys::ifnet, *mut sys::mbuf) -> c_int,
+        batch: &mut PacketBatch,
+    ) -> usize {
+        let want = batch.len();
+        let _e = Entered::new(&self.ctx);
+        let mut refused = 0u64;
+        for &m in batch.take_front_raw(want) {
+            // SAFETY: m is a packet the stack gives up; if_transmit owns it
+            // from here, inside the driver's entry.
+            unsafe {
+                let len = (*m).M_pkthdr.len as u64;
+                if xmit(self.ifp, m) == 0 {
+                    self.counters.bytes += len;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        self.counters.packets += want as u64 - refused;
+        self.counters.drops += refused;
+        want
+    }
 }
 
 impl TxQueue for BsdTx {
@@ -808,6 +842,10 @@ impl TxQueue for BsdTx {
         let want = batch.len();
         if want == 0 {
             return 0;
+        }
+        // SAFETY: the attached ifnet; if_transmit is set once at attach.
+        if let Some(xmit) = unsafe { (*self.ifp).if_transmit } {
+            return self.transmit(xmit, batch);
         }
         let q = self.ifp_snd();
         // SAFETY: if_snd belongs to the attached ifnet; its lock (MP-safe

@@ -474,6 +474,7 @@ impl DevCtx {
         owner: OwnerId,
         options: BTreeMap<String, String>,
     ) -> std::io::Result<DevCtx> {
+        crate::kern::count_cpus();
         // SAFETY: plain syscalls; results checked by cvt.
         let epoll = cvt(
             unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) },

@@ -16,6 +16,19 @@ use std::time::Duration;
 use crate::ctx::{self, lock, now_ns, DevCtx, Entered, SoftInt};
 use crate::sys;
 
+/// `ncpu`: the CPUs this process may run on, which bounds the runtime's
+/// workers and so the threads a driver's code can run on at once. Set when
+/// the first device context is made; 1 until then.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static ncpu: AtomicI32 = AtomicI32::new(1);
+
+/// Sets [`ncpu`] from the process's CPU affinity.
+pub fn count_cpus() {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ncpu.store(i32::try_from(n).unwrap_or(i32::MAX), Ordering::Relaxed);
+}
+
 /// Nanoseconds per tick (hz = 100, set in csrc/kern_subr.c).
 pub const TICK_NS: u64 = 10_000_000;
 
@@ -203,6 +216,169 @@ pub unsafe extern "C" fn pktkit_device_getprop_int(
     ctx.and_then(|c| c.options.get(key))
         .and_then(|v| v.parse().ok())
         .unwrap_or(def)
+}
+
+/// The option `key` of the device behind `dict` (a `device_t`, as
+/// `device_properties` hands it out), parsed as `T`.
+///
+/// # Safety
+/// `dict` must be a device the adapter attached; `key` a C string.
+unsafe fn prop<T: std::str::FromStr>(dict: *mut c_void, key: *const c_char) -> Option<T> {
+    let dev: *mut sys::device = dict.cast();
+    if dev.is_null() {
+        return None;
+    }
+    // SAFETY: forwarded contract.
+    let (ctx, key) = unsafe { (ctx::from_ptr((*dev).dv_pktkit), cstr(key)) };
+    ctx.and_then(|c| c.options.get(key))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Stores `v` through `out` when there is one; whether there was.
+///
+/// # Safety
+/// `out` must be writable when `v` is `Some`.
+unsafe fn store<T>(v: Option<T>, out: *mut T) -> bool {
+    match v {
+        Some(v) if !out.is_null() => {
+            // SAFETY: forwarded contract.
+            unsafe { out.write(v) };
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `device_properties(9)`: the device's dictionary (its options).
+#[no_mangle]
+pub extern "C" fn device_properties(dev: *mut sys::device) -> *mut c_void {
+    dev.cast()
+}
+
+/// `prop_dictionary_get_bool(3)`: `1`/`0`, `true`/`false`, `yes`/`no`.
+///
+/// # Safety
+/// As for [`device_properties`]'s result; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn prop_dictionary_get_bool(
+    dict: *mut c_void,
+    key: *const c_char,
+    out: *mut bool,
+) -> bool {
+    // SAFETY: forwarded contract.
+    let v: Option<String> = unsafe { prop(dict, key) };
+    let b = v.and_then(|v| match v.as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    });
+    // SAFETY: forwarded contract.
+    unsafe { store(b, out) }
+}
+
+/// `prop_dictionary_get_int32(3)`.
+///
+/// # Safety
+/// As for [`prop_dictionary_get_bool`].
+#[no_mangle]
+pub unsafe extern "C" fn prop_dictionary_get_int32(
+    dict: *mut c_void,
+    key: *const c_char,
+    out: *mut i32,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { store(prop(dict, key), out) }
+}
+
+/// `prop_dictionary_get_uint32(3)`.
+///
+/// # Safety
+/// As for [`prop_dictionary_get_bool`].
+#[no_mangle]
+pub unsafe extern "C" fn prop_dictionary_get_uint32(
+    dict: *mut c_void,
+    key: *const c_char,
+    out: *mut u32,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { store(prop(dict, key), out) }
+}
+
+/// `prop_dictionary_get_uint64(3)`.
+///
+/// # Safety
+/// As for [`prop_dictionary_get_bool`].
+#[no_mangle]
+pub unsafe extern "C" fn prop_dictionary_get_uint64(
+    dict: *mut c_void,
+    key: *const c_char,
+    out: *mut u64,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { store(prop(dict, key), out) }
+}
+
+/// Attached devices by driver name and unit, for `device_lookup`.
+struct Device {
+    name: String,
+    unit: c_int,
+    dev: usize,
+}
+
+fn devices() -> std::sync::MutexGuard<'static, Vec<Device>> {
+    static DEVICES: std::sync::Mutex<Vec<Device>> = std::sync::Mutex::new(Vec::new());
+    lock(&DEVICES)
+}
+
+/// Records an attached device (the adapter, at attach).
+pub fn register_device(name: &str, unit: c_int, dev: *mut sys::device) {
+    devices().push(Device {
+        name: name.to_owned(),
+        unit,
+        dev: dev as usize,
+    });
+}
+
+/// Forgets a device (the adapter, when it frees it).
+pub fn unregister_device(dev: *mut sys::device) {
+    devices().retain(|d| d.dev != dev as usize);
+}
+
+/// `device_lookup(9)`: the attached device of `cd`'s driver with `unit`.
+///
+/// # Safety
+/// `cd` must be null or a cfdriver with a C-string name.
+#[no_mangle]
+pub unsafe extern "C" fn device_lookup(cd: *const sys::cfdriver, unit: c_int) -> *mut sys::device {
+    if cd.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded contract.
+    let name = unsafe { cstr((*cd).cd_name) };
+    devices()
+        .iter()
+        .find(|d| d.name == name && d.unit == unit)
+        .map_or(ptr::null_mut(), |d| d.dev as *mut sys::device)
+}
+
+/// `device_lookup_private(9)`: that device's softc, or NULL.
+///
+/// # Safety
+/// As for [`device_lookup`].
+#[no_mangle]
+pub unsafe extern "C" fn device_lookup_private(
+    cd: *const sys::cfdriver,
+    unit: c_int,
+) -> *mut c_void {
+    // SAFETY: forwarded contract; a registered device is live.
+    unsafe {
+        let d = device_lookup(cd, unit);
+        if d.is_null() {
+            ptr::null_mut()
+        } else {
+            (*d).dv_private
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ pub mod kpi;
 pub mod loadable;
 pub mod mbuf;
 pub mod pci;
+pub mod pcq;
 pub mod portcheck;
 pub mod sys;
 

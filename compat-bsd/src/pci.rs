@@ -470,27 +470,108 @@ pub unsafe extern "C" fn pci_intr_alloc(
         } else {
             want(ty as usize)
         };
-        if n == 0 || enable(c, kind, n) != 0 {
+        if n == 0 {
             continue;
         }
-        let got = lock(&c.irq_fds).len();
-        let v: Vec<PciIntrHandle> = (0..got as u64)
-            .map(|i| (ty << INTR_TYPE_SHIFT) | i)
-            .collect();
-        // SAFETY: forwarded contract; the array is leaked to the driver and
-        // given back by pci_intr_release.
-        unsafe {
-            *ihps = Box::into_raw(v.into_boxed_slice()).cast();
+        // SAFETY: forwarded contract.
+        if let Some(got) = unsafe { alloc_vectors(c, ty, kind, n, ihps) } {
             if !counts.is_null() {
-                for t in 0..3 {
-                    *counts.add(t) = 0;
+                // SAFETY: counts has PCI_INTR_TYPE_SIZE entries.
+                unsafe {
+                    for t in 0..3 {
+                        *counts.add(t) = 0;
+                    }
+                    *counts.add(ty as usize) = got as c_int;
                 }
-                *counts.add(ty as usize) = got as c_int;
             }
+            return 0;
         }
-        return 0;
     }
     libc::ENODEV
+}
+
+/// Enables `n` vectors of one kind and hands the driver their handles;
+/// how many it got, or `None` if the function has no such vectors.
+///
+/// # Safety
+/// `ihps` writable.
+unsafe fn alloc_vectors(
+    c: &DevCtx,
+    ty: u64,
+    kind: IrqKind,
+    n: u32,
+    ihps: *mut *mut PciIntrHandle,
+) -> Option<usize> {
+    if enable(c, kind, n) != 0 {
+        return None;
+    }
+    let got = lock(&c.irq_fds).len();
+    let v: Vec<PciIntrHandle> = (0..got as u64)
+        .map(|i| (ty << INTR_TYPE_SHIFT) | i)
+        .collect();
+    // SAFETY: forwarded contract; the array is leaked to the driver and
+    // given back by pci_intr_release.
+    unsafe { *ihps = Box::into_raw(v.into_boxed_slice()).cast() };
+    Some(got)
+}
+
+/// `pci_msi_alloc_exact(9)` and `pci_msix_alloc_exact(9)`: exactly `count`
+/// vectors of that kind, or an error (no fallback to another kind).
+///
+/// # Safety
+/// `pa` as given at attach; `ihps` writable.
+unsafe fn alloc_exact(
+    pa: *const sys::pci_attach_args,
+    ihps: *mut *mut PciIntrHandle,
+    count: c_int,
+    ty: u64,
+    kind: IrqKind,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(c) = (unsafe { ctx((*pa).pa_pc.cast()) }) else {
+        return libc::ENXIO;
+    };
+    if count <= 0 {
+        return libc::EINVAL;
+    }
+    // SAFETY: forwarded contract.
+    match unsafe { alloc_vectors(c, ty, kind, count as u32, ihps) } {
+        Some(got) if got == count as usize => 0,
+        Some(got) => {
+            // SAFETY: the handles alloc_vectors just gave out.
+            unsafe { pci_intr_release((*pa).pa_pc.cast(), *ihps, got as c_int) };
+            libc::ENODEV
+        }
+        None => libc::ENODEV,
+    }
+}
+
+/// `pci_msi_alloc_exact(9)`.
+///
+/// # Safety
+/// As for `pci_intr_alloc`.
+#[no_mangle]
+pub unsafe extern "C" fn pci_msi_alloc_exact(
+    pa: *const sys::pci_attach_args,
+    ihps: *mut *mut PciIntrHandle,
+    count: c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { alloc_exact(pa, ihps, count, TYPE_MSI, IrqKind::Msi) }
+}
+
+/// `pci_msix_alloc_exact(9)`.
+///
+/// # Safety
+/// As for `pci_intr_alloc`.
+#[no_mangle]
+pub unsafe extern "C" fn pci_msix_alloc_exact(
+    pa: *const sys::pci_attach_args,
+    ihps: *mut *mut PciIntrHandle,
+    count: c_int,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { alloc_exact(pa, ihps, count, TYPE_MSIX, IrqKind::Msix) }
 }
 
 /// `pci_intx_alloc(9)`.
@@ -664,10 +745,20 @@ pub unsafe extern "C" fn pci_intr_disestablish(pc: *mut c_void, cookie: *mut c_v
     }
 }
 
-/// `pci_msi_count(9)`.
+/// `pci_msi_count(9)`: the vectors the MSI capability offers (its
+/// Multiple Message Capable field), 0 without one.
+///
+/// # Safety
+/// `pc` the chipset tag.
 #[no_mangle]
-pub extern "C" fn pci_msi_count(_pc: *mut c_void, _tag: *mut c_void) -> c_int {
-    1
+pub unsafe extern "C" fn pci_msi_count(pc: *mut c_void, tag: *mut c_void) -> c_int {
+    let mut off = 0;
+    let mut v = 0;
+    // SAFETY: forwarded contract.
+    if unsafe { pci_get_capability(pc, tag, 0x05, &mut off, &mut v) } == 0 {
+        return 0;
+    }
+    1 << ((v >> 17) & 0x7)
 }
 
 /// `pci_msix_count(9)`: from the MSI-X capability's table size.

@@ -14,12 +14,16 @@
  * Options (-d bsdnull,key=value): size (frame length, 14..2048, default
  * 64); mpsafe=1 (set IFEF_MPSAFE and lock with a kmutex); check=1
  * (instrument every entry point: count entries and overlaps, for the
- * execution-model tests); tick=N (callout period in ticks, default hz).
+ * execution-model tests); tick=N (callout period in ticks, default hz);
+ * transmit=1 (take packets through if_transmit and a pcq, as MP-safe
+ * multiqueue drivers do, instead of if_start and if_snd).
  *
  * Locking notes:
  *	sc_lock (mpsafe=1 only) guards sc_running and the receive statistics
  *	    the poll handler and if_start share; without IFEF_MPSAFE the
  *	    runtime serializes every entry point and sc_lock is not used.
+ *	sc_txlock (transmit=1) makes one transmitter at a time the
+ *	    consumer of sc_txq; any number may put to it.
  *	sc_inside and the ev_* counters of the check mode are updated with
  *	    atomics so that overlaps are seen even without serialization.
  */
@@ -36,6 +40,7 @@ __KERNEL_RCSID(0, "$pktkit: if_bsdnull.c $");
 #include <sys/evcnt.h>
 #include <sys/atomic.h>
 #include <sys/mbuf.h>
+#include <sys/pcq.h>
 #include <sys/socket.h>
 #include <sys/sockio.h>
 
@@ -51,6 +56,8 @@ struct bsdnull_softc {
 	struct ethercom	sc_ethercom;	/* must be first */
 	device_t	sc_dev;
 	kmutex_t	*sc_lock;	/* mpsafe=1 only */
+	kmutex_t	*sc_txlock;	/* transmit=1 only */
+	pcq_t		*sc_txq;	/* transmit=1 only */
 	callout_t	sc_tick;
 	void		*sc_softint;
 	int		sc_size;	/* received frame length */
@@ -69,6 +76,7 @@ struct bsdnull_softc {
 	struct evcnt	sc_ev_softint;
 	struct evcnt	sc_ev_ioctl;
 	struct evcnt	sc_ev_nobuf;	/* MGETHDR failed */
+	struct evcnt	sc_ev_txqfull;	/* if_transmit found sc_txq full */
 };
 
 static int	bsdnull_match(device_t, cfdata_t, void *);
@@ -78,6 +86,7 @@ static int	bsdnull_detach(device_t, int);
 static int	bsdnull_init(struct ifnet *);
 static void	bsdnull_stop(struct ifnet *, int);
 static void	bsdnull_start(struct ifnet *);
+static int	bsdnull_transmit(struct ifnet *, struct mbuf *);
 static int	bsdnull_ioctl(struct ifnet *, u_long, void *);
 static int	bsdnull_rxpoll(void *, int);
 static void	bsdnull_tick(void *);
@@ -158,6 +167,10 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 
 	if (sc->sc_mpsafe)
 		sc->sc_lock = mutex_obj_alloc(MUTEX_DEFAULT, IPL_NET);
+	if (pktkit_device_getprop_int(self, "transmit", 0) != 0) {
+		sc->sc_txq = pcq_create(IFQ_MAXLEN, KM_SLEEP);
+		sc->sc_txlock = mutex_obj_alloc(MUTEX_DEFAULT, IPL_NET);
+	}
 	callout_init(&sc->sc_tick, sc->sc_mpsafe ? CALLOUT_MPSAFE : 0);
 	sc->sc_softint = softint_establish(SOFTINT_NET |
 	    (sc->sc_mpsafe ? SOFTINT_MPSAFE : 0), bsdnull_softint, sc);
@@ -176,6 +189,8 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 	    device_xname(self), "ioctl");
 	evcnt_attach_dynamic(&sc->sc_ev_nobuf, EVCNT_TYPE_MISC, NULL,
 	    device_xname(self), "rx no buffer");
+	evcnt_attach_dynamic(&sc->sc_ev_txqfull, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "tx queue full");
 
 	strlcpy(ifp->if_xname, device_xname(self), IFNAMSIZ);
 	ifp->if_softc = sc;
@@ -184,6 +199,8 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 		ifp->if_extflags = IFEF_MPSAFE;
 	ifp->if_ioctl = bsdnull_ioctl;
 	ifp->if_start = bsdnull_start;
+	if (sc->sc_txq != NULL)
+		ifp->if_transmit = bsdnull_transmit;
 	ifp->if_init = bsdnull_init;
 	ifp->if_stop = bsdnull_stop;
 	IFQ_SET_MAXLEN(&ifp->if_snd, IFQ_MAXLEN);
@@ -195,8 +212,9 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 	if_poll_establish(ifp, bsdnull_rxpoll, sc);
 
 	aprint_normal_dev(self, "null pseudo-device, address %s, "
-	    "%d-byte frames%s%s\n", ether_sprintf(sc->sc_enaddr), sc->sc_size,
-	    sc->sc_mpsafe ? ", MP-safe" : "",
+	    "%d-byte frames%s%s%s\n", ether_sprintf(sc->sc_enaddr),
+	    sc->sc_size, sc->sc_mpsafe ? ", MP-safe" : "",
+	    sc->sc_txq != NULL ? ", if_transmit" : "",
 	    sc->sc_check ? ", checking entry points" : "");
 }
 
@@ -220,6 +238,11 @@ bsdnull_detach(device_t self, int flags)
 	evcnt_detach(&sc->sc_ev_softint);
 	evcnt_detach(&sc->sc_ev_ioctl);
 	evcnt_detach(&sc->sc_ev_nobuf);
+	evcnt_detach(&sc->sc_ev_txqfull);
+	if (sc->sc_txq != NULL) {
+		pcq_destroy(sc->sc_txq);
+		mutex_obj_free(sc->sc_txlock);
+	}
 	if (sc->sc_lock != NULL)
 		mutex_obj_free(sc->sc_lock);
 	return 0;
@@ -252,6 +275,14 @@ bsdnull_stop(struct ifnet *ifp, int disable)
 	bsdnull_unlock(sc);
 	ifp->if_flags &= ~(IFF_RUNNING | IFF_OACTIVE);
 	IFQ_PURGE(&ifp->if_snd);
+	if (sc->sc_txq != NULL) {
+		struct mbuf *m;
+
+		mutex_enter(sc->sc_txlock);
+		while ((m = pcq_get(sc->sc_txq)) != NULL)
+			m_freem(m);
+		mutex_exit(sc->sc_txlock);
+	}
 }
 
 /* Transmit: everything queued is "sent" at once and freed. */
@@ -278,6 +309,40 @@ bsdnull_start(struct ifnet *ifp)
 	if_statadd(ifp, if_obytes, bytes);
 out:
 	bsdnull_leave(sc);
+}
+
+/*
+ * if_transmit: any number of threads put packets on sc_txq; whoever holds
+ * sc_txlock takes them off and "sends" them.  Each caller drains after
+ * its put, so no packet is left behind once every caller has returned.
+ * The packet is always consumed: on a full queue it is freed and counted.
+ */
+static int
+bsdnull_transmit(struct ifnet *ifp, struct mbuf *m)
+{
+	struct bsdnull_softc *sc = ifp->if_softc;
+	uint64_t pkts = 0, bytes = 0;
+
+	bsdnull_enter(sc, &sc->sc_ev_start);
+	if (__predict_false(!pcq_put(sc->sc_txq, m))) {
+		atomic_inc_64(&sc->sc_ev_txqfull.ev_count);
+		if_statinc(ifp, if_oerrors);
+		m_freem(m);
+		bsdnull_leave(sc);
+		return ENOBUFS;
+	}
+	mutex_enter(sc->sc_txlock);
+	while ((m = pcq_get(sc->sc_txq)) != NULL) {
+		bpf_mtap(ifp, m, BPF_D_OUT);
+		pkts++;
+		bytes += (uint64_t)m->m_pkthdr.len;
+		m_freem(m);
+	}
+	mutex_exit(sc->sc_txlock);
+	if_statadd(ifp, if_opackets, pkts);
+	if_statadd(ifp, if_obytes, bytes);
+	bsdnull_leave(sc);
+	return 0;
 }
 
 /* Receive: up to budget fresh frames. */

@@ -79,6 +79,18 @@ struct ifqueue {
 struct if_percpuq;
 struct ifreq;
 
+/*
+ * An interface address.  The protocol addresses are the stack's (pktkit's
+ * protocol layer owns them); the ifnet keeps only its link-level one here,
+ * as if_dl, for drivers that read the MAC through it.
+ */
+struct ifaddr {
+	struct sockaddr	*ifa_addr;
+	struct sockaddr	*ifa_dstaddr;
+	struct sockaddr	*ifa_netmask;
+	struct ifnet	*ifa_ifp;
+};
+
 struct ifnet {
 	void		*if_softc;
 	char		if_xname[IFNAMSIZ];
@@ -106,6 +118,10 @@ struct ifnet {
 	struct if_percpuq *if_percpuq;	/* receive queue */
 	struct sockaddr_dl *if_sadl;	/* link-level address */
 	struct sockaddr_dl if_sadl_store;
+	struct ifaddr	*if_dl;		/* the same, as an ifaddr */
+	struct ifaddr	if_dl_store;
+	int		if_csum_flags_rx; /* M_CSUM_* the chip checks */
+	int		if_csum_flags_tx; /* M_CSUM_* the chip fills in */
 	uint64_t	if_stats[11];	/* IF_NSTATS, by if_stat_t */
 	void		*if_pktkit;	/* the adapter's device context */
 };

@@ -86,7 +86,15 @@ struct ethercom {
 	ether_cb_t	ec_ifflags_cb;
 	kmutex_t	*ec_lock;
 	short		ec_if_flags;		/* flags at the last SIOCSIFFLAGS */
+	struct mowner	ec_rx_mowner;		/* MCLAIM owners: names only */
+	struct mowner	ec_tx_mowner;
 };
+
+/* The longest frame an interface sends: MTU, header, VLAN tag, CRC. */
+#define ETHER_MAX_FRAME(ifp, etype, hasfcs)				\
+	((ifp)->if_mtu + ETHER_HDR_LEN +				\
+	 ((hasfcs) ? ETHER_CRC_LEN : 0) +				\
+	 (((etype) == ETHERTYPE_VLAN) ? ETHER_VLAN_ENCAP_LEN : 0))
 
 #define ETHER_LOCK(ec)		mutex_enter((ec)->ec_lock)
 #define ETHER_UNLOCK(ec)	mutex_exit((ec)->ec_lock)

@@ -130,10 +130,27 @@ __PKTKIT_BUS_RW(2, uint16_t)
 __PKTKIT_BUS_RW(4, uint32_t)
 #undef __PKTKIT_BUS_RW
 
+/*
+ * Stream methods: no byte swapping, which on a little-endian host is what
+ * the plain methods do already.
+ */
+#define __BUS_SPACE_HAS_STREAM_METHODS	1
 #define bus_space_read_stream_2		bus_space_read_2
 #define bus_space_read_stream_4		bus_space_read_4
 #define bus_space_write_stream_2	bus_space_write_2
 #define bus_space_write_stream_4	bus_space_write_4
+#define bus_space_read_multi_stream_2	bus_space_read_multi_2
+#define bus_space_read_multi_stream_4	bus_space_read_multi_4
+#define bus_space_write_multi_stream_2	bus_space_write_multi_2
+#define bus_space_write_multi_stream_4	bus_space_write_multi_4
+#define bus_space_read_region_stream_2	bus_space_read_region_2
+#define bus_space_read_region_stream_4	bus_space_read_region_4
+#define bus_space_write_region_stream_2	bus_space_write_region_2
+#define bus_space_write_region_stream_4	bus_space_write_region_4
+
+/* Whether p is aligned well enough to access a t through it. */
+#define BUS_SPACE_ALIGNED_POINTER(p, t) \
+	((((uintptr_t)(p)) & (sizeof(t) - 1)) == 0)
 
 /* bus_dma */
 typedef struct bus_dma_segment {

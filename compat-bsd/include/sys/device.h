@@ -123,6 +123,44 @@ pmf_class_network_register(device_t d, struct ifnet *ifp)
 int	config_detach(device_t, int);
 
 /*
+ * A driver's cfdriver, which config(1) generates in NetBSD; a port that
+ * looks its devices up by unit (device_lookup_private) declares it with
+ * CFDRIVER_DECL(name, DV_IFNET, NULL).
+ */
+enum devclass { DV_DULL, DV_CPU, DV_DISK, DV_IFNET, DV_TAPE, DV_TTY,
+	DV_AUDIODEV, DV_DISPLAYDEV, DV_BUS, DV_VIRTUAL };
+typedef enum devclass devclass_t;
+
+struct cfdriver {
+	const char	*cd_name;
+	devclass_t	cd_class;
+	const char * const *cd_attrs;
+};
+#define CFDRIVER_DECL(name, class, attrs)				\
+struct cfdriver __CONCAT(name, _cd) = {					\
+	.cd_name = __STRING(name),					\
+	.cd_class = (class),						\
+	.cd_attrs = (attrs),						\
+}
+
+/* The attached device of that driver with that unit, or NULL. */
+device_t device_lookup(struct cfdriver *, int);
+void	*device_lookup_private(struct cfdriver *, int);
+
+/*
+ * proplib(3), as far as drivers read their device's properties: a
+ * device's dictionary holds the options it was given (-d name,key=value).
+ * A getter returns false, leaving *v alone, when the key is absent or its
+ * value is not of the type asked for.
+ */
+typedef struct prop_dictionary *prop_dictionary_t;
+prop_dictionary_t device_properties(device_t);
+bool	prop_dictionary_get_bool(prop_dictionary_t, const char *, bool *);
+bool	prop_dictionary_get_int32(prop_dictionary_t, const char *, int32_t *);
+bool	prop_dictionary_get_uint32(prop_dictionary_t, const char *, uint32_t *);
+bool	prop_dictionary_get_uint64(prop_dictionary_t, const char *, uint64_t *);
+
+/*
  * pktkit extension: the options given to the driver (-d name,key=value),
  * for pseudo-devices that have no hardware to ask: the value of key as an
  * integer, or def when absent or not a number.

@@ -115,6 +115,14 @@ pktkit_m_freem(struct mbuf *m)
 #define MCLGET(m, how)		((void)(m), (void)(how))
 #define m_freem(m)		pktkit_m_freem(m)
 #define MFREE(m, n)		((n) = m_free(m))
+/*
+ * mbuf owners (MBUFTRACE): the pool keeps its own per-owner accounting
+ * (the interface that holds a buffer), so an mowner is only a name.
+ */
+struct mowner {
+	char	mo_name[16];
+	char	mo_descr[16];
+};
 #define MCLAIM(m, mowner)	((void)(m))
 #define MOWNER_ATTACH(mo)	((void)(mo))
 #define M_PREPEND(m, plen, how) do {					\

@@ -17,6 +17,19 @@
 #define PSOCK		24
 #define PCATCH		0x100
 
+/* x86: unaligned accesses are allowed. */
+#define __NO_STRICT_ALIGNMENT	1
+#define ALIGNBYTES	(sizeof(long) - 1)
+#define ALIGN(p)	(((uintptr_t)(p) + ALIGNBYTES) & ~(uintptr_t)ALIGNBYTES)
+#define ALIGNED_POINTER(p, t)	1
+
+#ifndef TRUE
+#define TRUE		1
+#endif
+#ifndef FALSE
+#define FALSE		0
+#endif
+
 #ifndef MIN
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
 #endif

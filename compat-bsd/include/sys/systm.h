@@ -50,6 +50,16 @@ size_t	strlcpy(char *, const char *, size_t);
 #define bzero(p, n)	memset((p), 0, (n))
 #define bcmp(a, b, n)	memcmp((a), (b), (n))
 
+static inline u_int uimin(u_int a, u_int b) { return a < b ? a : b; }
+static inline u_int uimax(u_int a, u_int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline u_long ulmin(u_long a, u_long b) { return a < b ? a : b; }
+static inline u_long ulmax(u_long a, u_long b) { return a > b ? a : b; }
+
+/* CPUs the stack may run drivers on (its runtime's workers' CPUs). */
+extern int	ncpu;
+
 /* Busy-wait delay in microseconds (DELAY is the machine-dependent name). */
 void	delay(unsigned int);
 #define DELAY(us)	delay(us)

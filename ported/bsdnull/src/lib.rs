@@ -37,6 +37,11 @@ pub static DRIVER: PortedDriver = PortedDriver {
             required: false,
         },
         OptionSpec {
+            key: "transmit",
+            help: "1: take packets through if_transmit and a pcq instead of if_start",
+            required: false,
+        },
+        OptionSpec {
             key: "tick",
             help: "callout period in ticks of 10 ms (default 100)",
             required: false,

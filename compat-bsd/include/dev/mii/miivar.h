@@ -73,6 +73,40 @@ struct mii_softc {
 	char		mii_name[24];
 };
 
+/* Media a PHY can report, for the tables of PHY drivers. */
+#define MII_MEDIA_NONE		0
+#define MII_MEDIA_10_T		1
+#define MII_MEDIA_10_T_FDX	2
+#define MII_MEDIA_100_T4	3
+#define MII_MEDIA_100_TX	4
+#define MII_MEDIA_100_TX_FDX	5
+#define MII_MEDIA_1000_X	6
+#define MII_MEDIA_1000_X_FDX	7
+#define MII_MEDIA_1000_T	8
+#define MII_MEDIA_1000_T_FDX	9
+#define MII_NMEDIA		10
+
+/* A PHY driver's table of the PHYs it drives. */
+struct mii_phydesc {
+	uint32_t	mpd_oui;
+	uint32_t	mpd_model;
+	const char	*mpd_name;
+};
+#define MII_PHY_DESC(a, b) \
+	{ MII_OUI_ ## a, MII_MODEL_ ## a ## _ ## b, MII_STR_ ## a ## _ ## b }
+#define MII_PHY_END	{ 0, 0, NULL }
+
+/*
+ * The description of a PHY by OUI and model, for attach messages: NULL
+ * here, as in NetBSD when the miiverbose table is not loaded.
+ */
+static inline const char *
+mii_get_descr(char *buf, size_t len, uint32_t oui, uint32_t model)
+{
+	(void)buf; (void)len; (void)oui; (void)model;
+	return NULL;
+}
+
 struct mii_attach_args {
 	struct mii_data	*mii_data;
 	int		mii_phyno;
@@ -129,6 +163,17 @@ void	mii_phy_status(struct mii_softc *);
 void	mii_phy_update(struct mii_softc *, int);
 void	mii_phy_down(struct mii_softc *);
 void	ukphy_status(struct mii_softc *);
+
+/* The entry of a PHY driver's table that matches a found PHY, or NULL. */
+static inline const struct mii_phydesc *
+mii_phy_match(const struct mii_attach_args *ma, const struct mii_phydesc *mpd)
+{
+	for (; mpd->mpd_name != NULL; mpd++)
+		if (MII_OUI(ma->mii_id1, ma->mii_id2) == mpd->mpd_oui &&
+		    MII_MODEL(ma->mii_id2) == mpd->mpd_model)
+			return mpd;
+	return NULL;
+}
 extern const struct mii_phy_funcs ukphy_funcs;
 
 #endif /* _DEV_MII_MIIVAR_H_ */

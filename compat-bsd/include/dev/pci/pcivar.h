@@ -18,6 +18,8 @@
 typedef struct pktkit_pci_chipset *pci_chipset_tag_t;
 typedef void		*pcitag_t;
 typedef uint64_t	pci_intr_handle_t;
+typedef uint16_t	pci_vendor_id_t;
+typedef uint16_t	pci_product_id_t;
 
 /* pci_intr_handle_t: type in bits 32..39, vector below. */
 typedef enum {
@@ -52,8 +54,11 @@ struct pci_attach_args {
 	pcireg_t	pa_id;
 	pcireg_t	pa_class;
 	pcireg_t	pa_subsys;
+	u_int		pa_intrswiz;	/* no bridges here: 0 */
+	pcitag_t	pa_intrtag;	/* the function's own tag */
 	u_int		pa_intrpin;
 	u_int		pa_intrline;
+	u_int		pa_rawintrpin;	/* pa_intrpin before swizzling */
 };
 
 pcireg_t pci_conf_read(pci_chipset_tag_t, pcitag_t, int);
@@ -94,5 +99,40 @@ pci_intr_type_t pci_intr_type(pci_chipset_tag_t, pci_intr_handle_t);
 int	pci_intx_alloc(const struct pci_attach_args *, pci_intr_handle_t **);
 int	pci_msi_count(pci_chipset_tag_t, pcitag_t);
 int	pci_msix_count(pci_chipset_tag_t, pcitag_t);
+int	pci_msi_alloc_exact(const struct pci_attach_args *,
+	    pci_intr_handle_t **, int);
+int	pci_msix_alloc_exact(const struct pci_attach_args *,
+	    pci_intr_handle_t **, int);
+
+/*
+ * The standard header of config space, saved and put back around a
+ * suspend or a function reset.
+ */
+struct pci_conf_state {
+	pcireg_t	reg[16];
+};
+
+static inline void
+pci_conf_capture(pci_chipset_tag_t pc, pcitag_t tag,
+    struct pci_conf_state *pcs)
+{
+	int i;
+
+	for (i = 0; i < 16; i++)
+		pcs->reg[i] = pci_conf_read(pc, tag, i * 4);
+}
+
+static inline void
+pci_conf_restore(pci_chipset_tag_t pc, pcitag_t tag,
+    struct pci_conf_state *pcs)
+{
+	int i;
+
+	/* The command register last, once the BARs are back. */
+	for (i = 15; i >= 0; i--)
+		if (i != 1)
+			pci_conf_write(pc, tag, i * 4, pcs->reg[i]);
+	pci_conf_write(pc, tag, 4, pcs->reg[1]);
+}
 
 #endif /* _DEV_PCI_PCIVAR_H_ */
