@@ -26,6 +26,8 @@ const C_SOURCES: &[&str] = &[
     "mii.c",
     "mii_physubr.c",
     "ukphy.c",
+    "inphy.c",
+    "rlphy.c",
     "mii_bitbang.c",
 ];
 

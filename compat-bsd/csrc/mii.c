@@ -1,10 +1,11 @@
 /*
- * mii.c -- the MII layer: finding PHYs and passing the MAC's requests to
- * them.
+ * mii.c -- the MII layer: finding PHYs, attaching a PHY driver to each,
+ * and passing the MAC's requests to them.
  *
- * Every PHY found gets the generic PHY driver (ukphy.c).  PHYs are not
- * autoconf children here: a userspace stack has no device tree to show
- * them in, and the generic driver serves every clause 22 PHY QEMU models.
+ * As in NetBSD, each PHY found is offered to the PHY drivers (their
+ * cfattach match functions, with a struct mii_attach_args) and the one
+ * that answers highest attaches it as a child device of the MAC; the
+ * generic ukphy takes any PHY no other driver claims.
  */
 #include <sys/param.h>
 #include <sys/systm.h>
@@ -15,51 +16,91 @@
 #include <dev/mii/mii.h>
 #include <dev/mii/miivar.h>
 
+extern const struct cfattach ukphy_ca, inphy_ca, rlphy_ca;
+
+/* The PHY drivers mii_attach offers PHYs to (NULL-terminated). */
+const struct cfattach * const mii_phy_drivers[] = {
+	&inphy_ca,
+	&rlphy_ca,
+	&ukphy_ca,
+	NULL,
+};
+
+/* Units per PHY driver, for the children's names (inphy0, ukphy1, ...). */
+static int mii_phy_units[__arraycount(mii_phy_drivers)];
+
 static void
 mii_attach_one(device_t parent, struct mii_data *mii, int phy, int offset,
-    int flags)
+    int capmask, int flags)
 {
+	struct mii_attach_args ma;
+	const struct cfattach *ca = NULL;
+	struct cfdata cf;
 	struct mii_softc *sc;
-	uint16_t bmsr, id1 = 0, id2 = 0;
+	device_t child;
+	uint16_t id1 = 0, id2 = 0;
+	int i, best = 0, pri, which = 0, unit;
 
-	sc = kmem_zalloc(sizeof(*sc), KM_NOSLEEP);
-	if (sc == NULL) {
-		aprint_error_dev(parent, "no memory for PHY %d\n", phy);
-		return;
-	}
 	(void)(*mii->mii_readreg)(parent, phy, MII_PHYIDR1, &id1);
 	(void)(*mii->mii_readreg)(parent, phy, MII_PHYIDR2, &id2);
-	sc->mii_dev = parent;
-	sc->mii_pdata = mii;
-	sc->mii_phy = phy;
+	memset(&ma, 0, sizeof(ma));
+	ma.mii_data = mii;
+	ma.mii_phyno = phy;
+	ma.mii_id1 = id1;
+	ma.mii_id2 = id2;
+	ma.mii_capmask = capmask;
+	ma.mii_flags = flags & MIIF_INHERIT_MASK;
+
+	memset(&cf, 0, sizeof(cf));
+	for (i = 0; mii_phy_drivers[i] != NULL; i++) {
+		cf.cf_name = mii_phy_drivers[i]->ca_name;
+		pri = (*mii_phy_drivers[i]->ca_match)(parent, &cf, &ma);
+		if (pri > best) {
+			best = pri;
+			ca = mii_phy_drivers[i];
+			which = i;
+		}
+	}
+	if (ca == NULL)
+		return;
+	unit = __atomic_fetch_add(&mii_phy_units[which], 1, __ATOMIC_RELAXED);
+
+	child = kmem_zalloc(sizeof(*child), KM_NOSLEEP);
+	sc = kmem_zalloc(ca->ca_devsize, KM_NOSLEEP);
+	if (child == NULL || sc == NULL) {
+		aprint_error_dev(parent, "no memory for PHY %d\n", phy);
+		if (child != NULL)
+			kmem_free(child, sizeof(*child));
+		if (sc != NULL)
+			kmem_free(sc, ca->ca_devsize);
+		return;
+	}
+	snprintf(child->dv_xname, sizeof(child->dv_xname), "%s%d",
+	    ca->ca_name, unit);
+	child->dv_unit = unit;
+	child->dv_flags = DVF_ACTIVE;
+	child->dv_private = sc;
+	child->dv_parent = parent;
+	child->dv_cfattach = ca;
+	child->dv_cfdata.cf_name = ca->ca_name;
+	child->dv_cfdata.cf_atname = ca->ca_name;
+	child->dv_cfdata.cf_unit = unit;
+	child->dv_pktkit = parent->dv_pktkit;
+
+	aprint_normal_dev(child, "at %s phy %d\n", device_xname(parent), phy);
+	(*ca->ca_attach)(parent, child, &ma);
+	if (sc->mii_funcs == NULL) {
+		/* The driver gave up on it. */
+		kmem_free(sc, ca->ca_devsize);
+		kmem_free(child, sizeof(*child));
+		return;
+	}
 	sc->mii_offset = offset;
-	sc->mii_inst = mii->mii_instance++;
-	sc->mii_flags = flags & MIIF_INHERIT_MASK;
 	sc->mii_mpd_oui = MII_OUI(id1, id2);
 	sc->mii_mpd_model = MII_MODEL(id2);
 	sc->mii_mpd_rev = MII_REV(id2);
-	sc->mii_funcs = &ukphy_funcs;
-	sc->mii_anegticks = MII_ANEGTICKS;
-	snprintf(sc->mii_name, sizeof(sc->mii_name), "%s phy %d",
-	    device_xname(parent), phy);
-
-	PHY_RESET(sc);
-	if (PHY_READ(sc, MII_BMSR, &bmsr) != 0)
-		bmsr = 0;
-	sc->mii_capabilities = bmsr;
-	if (bmsr & BMSR_EXTSTAT) {
-		uint16_t extsr = 0;
-
-		(void)PHY_READ(sc, MII_EXTSR, &extsr);
-		sc->mii_extcapabilities = extsr;
-		if (extsr & EXTSR_MEDIAMASK)
-			sc->mii_anegticks = MII_ANEGTICKS_GIGE;
-	}
-	aprint_normal_dev(parent, "PHY %d: OUI 0x%06x model 0x%04x rev %d "
-	    "(generic PHY)\n", phy, sc->mii_mpd_oui, sc->mii_mpd_model,
-	    sc->mii_mpd_rev);
-	mii_phy_add_media(sc);
 	LIST_INSERT_HEAD(&mii->mii_phys, sc, mii_list);
+	mii->mii_instance++;
 	sc->mii_flags |= MIIF_INITDONE;
 }
 
@@ -94,7 +135,8 @@ mii_attach(device_t parent, struct mii_data *mii, int capmask, int phyloc,
 			continue;
 		}
 		if (offloc == MII_OFFSET_ANY || offloc == offset)
-			mii_attach_one(parent, mii, phy, offset, flags);
+			mii_attach_one(parent, mii, phy, offset, capmask,
+			    flags);
 		offset++;
 	}
 
@@ -110,6 +152,7 @@ void
 mii_detach(struct mii_data *mii, int phyloc, int offloc)
 {
 	struct mii_softc *sc, *next;
+	device_t dev;
 
 	for (sc = LIST_FIRST(&mii->mii_phys); sc != NULL; sc = next) {
 		next = LIST_NEXT(sc, mii_list);
@@ -119,7 +162,10 @@ mii_detach(struct mii_data *mii, int phyloc, int offloc)
 			continue;
 		LIST_REMOVE(sc, mii_list);
 		ifmedia_delete_instance(&mii->mii_media, sc->mii_inst);
-		kmem_free(sc, sizeof(*sc));
+		dev = sc->mii_dev;
+		(void)config_detach(dev, DETACH_FORCE);
+		kmem_free(sc, dev->dv_cfattach->ca_devsize);
+		kmem_free(dev, sizeof(*dev));
 	}
 }
 

@@ -181,3 +181,46 @@ mii_phy_update(struct mii_softc *sc, int cmd)
 		ifp->if_baudrate = ifmedia_baudrate(mii->mii_media_active);
 	if_link_state_change(ifp, link);
 }
+
+/*
+ * The part of a PHY driver's attach every driver shares: take the PHY
+ * described by ma, read its capabilities (limited to the MAC's capmask
+ * bits of the BMSR media), reset it and list its media.  A PHY driver's
+ * attach sets its own quirks in between if it has any.
+ */
+void
+mii_phy_attach_std(device_t self, struct mii_attach_args *ma,
+    const struct mii_phy_funcs *funcs)
+{
+	struct mii_softc *sc = device_private(self);
+	struct mii_data *mii = ma->mii_data;
+	uint16_t bmsr = 0, extsr = 0;
+
+	sc->mii_dev = self;
+	sc->mii_inst = mii->mii_instance;
+	sc->mii_phy = ma->mii_phyno;
+	sc->mii_funcs = funcs;
+	sc->mii_pdata = mii;
+	sc->mii_flags = ma->mii_flags;
+	sc->mii_anegticks = MII_ANEGTICKS;
+
+	PHY_RESET(sc);
+	if (PHY_READ(sc, MII_BMSR, &bmsr) != 0)
+		bmsr = 0;
+	sc->mii_capabilities = bmsr;
+	if (bmsr & BMSR_EXTSTAT) {
+		(void)PHY_READ(sc, MII_EXTSR, &extsr);
+		sc->mii_extcapabilities = extsr;
+		if (extsr & EXTSR_MEDIAMASK)
+			sc->mii_anegticks = MII_ANEGTICKS_GIGE;
+	}
+	mii_phy_add_media(sc);
+}
+
+/* A PHY driver's detach: the MII layer frees the softc itself. */
+int
+mii_phy_detach(device_t self, int flags)
+{
+	(void)self; (void)flags;
+	return 0;
+}

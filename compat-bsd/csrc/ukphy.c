@@ -9,14 +9,39 @@
 #include <dev/mii/mii.h>
 #include <dev/mii/miivar.h>
 
+static int	ukphy_match(device_t, cfdata_t, void *);
+static void	ukphy_attach(device_t, device_t, void *);
 static int	ukphy_service(struct mii_softc *, struct mii_data *, int);
 static void	ukphy_reset(struct mii_softc *);
+
+CFATTACH_DECL_NEW(ukphy, sizeof(struct mii_softc),
+    ukphy_match, ukphy_attach, mii_phy_detach, NULL);
 
 const struct mii_phy_funcs ukphy_funcs = {
 	.pf_service = ukphy_service,
 	.pf_status = ukphy_status,
 	.pf_reset = ukphy_reset,
 };
+
+/* Any PHY, at the lowest priority: a driver that knows it wins. */
+static int
+ukphy_match(device_t parent, cfdata_t cf, void *aux)
+{
+	(void)parent; (void)cf; (void)aux;
+	return 1;
+}
+
+static void
+ukphy_attach(device_t parent, device_t self, void *aux)
+{
+	struct mii_attach_args *ma = aux;
+
+	(void)parent;
+	aprint_normal_dev(self, "generic PHY, OUI 0x%06x model 0x%04x "
+	    "rev %d\n", MII_OUI(ma->mii_id1, ma->mii_id2),
+	    MII_MODEL(ma->mii_id2), MII_REV(ma->mii_id2));
+	mii_phy_attach_std(self, ma, &ukphy_funcs);
+}
 
 static void
 ukphy_reset(struct mii_softc *sc)

@@ -817,6 +817,11 @@ rtk_phy_readreg(device_t self, int phy, int reg, uint16_t *val)
 
 	if (phy != 0)
 		return ENXIO;
+	if (reg == RTK_MEDIASTAT) {
+		/* For rlphy: the speed when the partner does not negotiate. */
+		*val = CSR_READ_1(sc, RTK_MEDIASTAT);
+		return 0;
+	}
 	if ((r = rtk_phy_reg(reg)) < 0) {
 		*val = 0;
 		return 0;

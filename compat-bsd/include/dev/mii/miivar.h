@@ -53,7 +53,7 @@ struct mii_phy_funcs {
 };
 
 struct mii_softc {
-	device_t	mii_dev;	/* the MAC's device: PHYs have none */
+	device_t	mii_dev;	/* the PHY's own device; its parent is the MAC */
 	LIST_ENTRY(mii_softc) mii_list;
 	uint32_t	mii_mpd_oui;
 	uint32_t	mii_mpd_model;
@@ -70,7 +70,6 @@ struct mii_softc {
 	int		mii_anegticks;
 	int		mii_media_active;
 	int		mii_media_status;
-	char		mii_name[24];
 };
 
 /* Media a PHY can report, for the tables of PHY drivers. */
@@ -138,9 +137,11 @@ struct mii_attach_args {
 #define MII_OFFSET_ANY	-1
 
 #define PHY_READ(p, r, v) \
-	(*(p)->mii_pdata->mii_readreg)((p)->mii_dev, (p)->mii_phy, (r), (v))
+	(*(p)->mii_pdata->mii_readreg)(device_parent((p)->mii_dev), \
+	    (p)->mii_phy, (r), (v))
 #define PHY_WRITE(p, r, v) \
-	(*(p)->mii_pdata->mii_writereg)((p)->mii_dev, (p)->mii_phy, (r), (v))
+	(*(p)->mii_pdata->mii_writereg)(device_parent((p)->mii_dev), \
+	    (p)->mii_phy, (r), (v))
 #define PHY_SERVICE(p, d, o)	(*(p)->mii_funcs->pf_service)((p), (d), (o))
 #define PHY_STATUS(p)		(*(p)->mii_funcs->pf_status)(p)
 #define PHY_RESET(p)		(*(p)->mii_funcs->pf_reset)(p)
@@ -175,5 +176,18 @@ mii_phy_match(const struct mii_attach_args *ma, const struct mii_phydesc *mpd)
 	return NULL;
 }
 extern const struct mii_phy_funcs ukphy_funcs;
+int	mii_phy_detach(device_t, int);
+void	mii_phy_attach_std(device_t, struct mii_attach_args *,
+	    const struct mii_phy_funcs *);
+
+/*
+ * PHY drivers are autoconf children of the MAC, as in NetBSD: mii_attach
+ * offers each PHY it finds (a struct mii_attach_args) to the match
+ * function of every PHY driver in mii_phy_drivers and attaches the one
+ * that answers highest; the generic ukphy answers 1 to any PHY.  A PHY
+ * driver is written as in NetBSD (CFATTACH_DECL_NEW with a struct
+ * mii_softc first in its softc) and listed in csrc/mii.c.
+ */
+extern const struct cfattach * const mii_phy_drivers[];
 
 #endif /* _DEV_MII_MIIVAR_H_ */

@@ -1,0 +1,101 @@
+/*
+ * rlphy.c -- the PHY built into the RealTek 8139 (rtk).
+ *
+ * The 8139 maps its PHY's BMCR, BMSR, ANAR, ANLPAR and ANER onto MAC
+ * registers and has no PHY id registers, so the PHY is recognised by its
+ * parent: an rtk with an id of zero.  When the link partner does not
+ * negotiate (ANLPAR empty with a link up), the speed comes from the MAC's
+ * media status register, which rtk's readreg hands through at
+ * RLPHY_MEDIASTAT (a number above the 32 MII registers).
+ */
+#include <sys/param.h>
+#include <sys/systm.h>
+#include <sys/device.h>
+#include <net/if.h>
+#include <net/if_media.h>
+#include <dev/mii/mii.h>
+#include <dev/mii/miivar.h>
+
+#define RLPHY_MEDIASTAT		0x58	/* the 8139's MSR, through readreg */
+#define RLPHY_MEDIASTAT_SPEED10	0x08
+
+static int	rlphymatch(device_t, cfdata_t, void *);
+static void	rlphyattach(device_t, device_t, void *);
+static int	rlphy_service(struct mii_softc *, struct mii_data *, int);
+static void	rlphy_status(struct mii_softc *);
+static void	rlphy_reset(struct mii_softc *);
+
+CFATTACH_DECL_NEW(rlphy, sizeof(struct mii_softc),
+    rlphymatch, rlphyattach, mii_phy_detach, NULL);
+
+static const struct mii_phy_funcs rlphy_funcs = {
+	.pf_service = rlphy_service,
+	.pf_status = rlphy_status,
+	.pf_reset = rlphy_reset,
+};
+
+static int
+rlphymatch(device_t parent, cfdata_t cf, void *aux)
+{
+	struct mii_attach_args *ma = aux;
+
+	if (ma->mii_id1 != 0 || ma->mii_id2 != 0)
+		return 0;
+	return device_is_a(parent, "rtk") ? 10 : 0;
+}
+
+static void
+rlphyattach(device_t parent, device_t self, void *aux)
+{
+	aprint_normal_dev(self, "RTL8139 internal 10/100 media interface\n");
+	mii_phy_attach_std(self, aux, &rlphy_funcs);
+}
+
+static void
+rlphy_reset(struct mii_softc *sc)
+{
+	mii_phy_reset(sc);
+}
+
+static int
+rlphy_service(struct mii_softc *sc, struct mii_data *mii, int cmd)
+{
+	struct ifnet *ifp = mii->mii_ifp;
+
+	switch (cmd) {
+	case MII_POLLSTAT:
+		break;
+	case MII_MEDIACHG:
+		if (ifp != NULL && (ifp->if_flags & IFF_UP) == 0)
+			break;
+		mii_phy_setmedia(sc);
+		break;
+	case MII_TICK:
+		if (mii_phy_tick(sc) == EJUSTRETURN)
+			return 0;
+		break;
+	case MII_DOWN:
+		mii_phy_down(sc);
+		return 0;
+	}
+	rlphy_status(sc);
+	mii_phy_update(sc, cmd);
+	return 0;
+}
+
+static void
+rlphy_status(struct mii_softc *sc)
+{
+	struct mii_data *mii = sc->mii_pdata;
+	uint16_t msr = 0;
+
+	ukphy_status(sc);
+	if ((mii->mii_media_status & IFM_ACTIVE) == 0 ||
+	    IFM_SUBTYPE(mii->mii_media_active) != IFM_NONE)
+		return;
+	/* Linked, but nothing negotiated: the MAC knows the speed. */
+	if (PHY_READ(sc, RLPHY_MEDIASTAT, &msr) != 0)
+		return;
+	mii->mii_media_active = IFM_ETHER | IFM_HDX |
+	    ((msr & RLPHY_MEDIASTAT_SPEED10) ? IFM_10_T : IFM_100_TX);
+}
