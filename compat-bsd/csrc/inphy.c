@@ -19,17 +19,15 @@
 
 static int	inphymatch(device_t, cfdata_t, void *);
 static void	inphyattach(device_t, device_t, void *);
-static int	inphy_service(struct mii_softc *, struct mii_data *, int);
 static void	inphy_status(struct mii_softc *);
-static void	inphy_reset(struct mii_softc *);
 
 CFATTACH_DECL_NEW(inphy, sizeof(struct mii_softc),
     inphymatch, inphyattach, mii_phy_detach, NULL);
 
 static const struct mii_phy_funcs inphy_funcs = {
-	.pf_service = inphy_service,
+	.pf_service = mii_phy_service_std,
 	.pf_status = inphy_status,
-	.pf_reset = inphy_reset,
+	.pf_reset = mii_phy_reset,
 };
 
 static const struct mii_phydesc inphys[] = {
@@ -54,38 +52,6 @@ inphyattach(device_t parent, device_t self, void *aux)
 	aprint_normal_dev(self, "%s, rev. %d\n", mpd->mpd_name,
 	    MII_REV(ma->mii_id2));
 	mii_phy_attach_std(self, ma, &inphy_funcs);
-}
-
-static void
-inphy_reset(struct mii_softc *sc)
-{
-	mii_phy_reset(sc);
-}
-
-static int
-inphy_service(struct mii_softc *sc, struct mii_data *mii, int cmd)
-{
-	struct ifnet *ifp = mii->mii_ifp;
-
-	switch (cmd) {
-	case MII_POLLSTAT:
-		break;
-	case MII_MEDIACHG:
-		if (ifp != NULL && (ifp->if_flags & IFF_UP) == 0)
-			break;
-		mii_phy_setmedia(sc);
-		break;
-	case MII_TICK:
-		if (mii_phy_tick(sc) == EJUSTRETURN)
-			return 0;
-		break;
-	case MII_DOWN:
-		mii_phy_down(sc);
-		return 0;
-	}
-	inphy_status(sc);
-	mii_phy_update(sc, cmd);
-	return 0;
 }
 
 static void

@@ -224,3 +224,34 @@ mii_phy_detach(device_t self, int flags)
 	(void)self; (void)flags;
 	return 0;
 }
+
+/*
+ * The service routine of a PHY whose only quirk, if any, is how it reports
+ * status (pf_status): media changes, the autonegotiation tick, going down,
+ * then the status and the change report.
+ */
+int
+mii_phy_service_std(struct mii_softc *sc, struct mii_data *mii, int cmd)
+{
+	struct ifnet *ifp = mii->mii_ifp;
+
+	switch (cmd) {
+	case MII_POLLSTAT:
+		break;
+	case MII_MEDIACHG:
+		if (ifp != NULL && (ifp->if_flags & IFF_UP) == 0)
+			break;
+		mii_phy_setmedia(sc);
+		break;
+	case MII_TICK:
+		if (mii_phy_tick(sc) == EJUSTRETURN)
+			return 0;
+		break;
+	case MII_DOWN:
+		mii_phy_down(sc);
+		return 0;
+	}
+	PHY_STATUS(sc);
+	mii_phy_update(sc, cmd);
+	return 0;
+}

@@ -21,17 +21,15 @@
 
 static int	rlphymatch(device_t, cfdata_t, void *);
 static void	rlphyattach(device_t, device_t, void *);
-static int	rlphy_service(struct mii_softc *, struct mii_data *, int);
 static void	rlphy_status(struct mii_softc *);
-static void	rlphy_reset(struct mii_softc *);
 
 CFATTACH_DECL_NEW(rlphy, sizeof(struct mii_softc),
     rlphymatch, rlphyattach, mii_phy_detach, NULL);
 
 static const struct mii_phy_funcs rlphy_funcs = {
-	.pf_service = rlphy_service,
+	.pf_service = mii_phy_service_std,
 	.pf_status = rlphy_status,
-	.pf_reset = rlphy_reset,
+	.pf_reset = mii_phy_reset,
 };
 
 static int
@@ -49,38 +47,6 @@ rlphyattach(device_t parent, device_t self, void *aux)
 {
 	aprint_normal_dev(self, "RTL8139 internal 10/100 media interface\n");
 	mii_phy_attach_std(self, aux, &rlphy_funcs);
-}
-
-static void
-rlphy_reset(struct mii_softc *sc)
-{
-	mii_phy_reset(sc);
-}
-
-static int
-rlphy_service(struct mii_softc *sc, struct mii_data *mii, int cmd)
-{
-	struct ifnet *ifp = mii->mii_ifp;
-
-	switch (cmd) {
-	case MII_POLLSTAT:
-		break;
-	case MII_MEDIACHG:
-		if (ifp != NULL && (ifp->if_flags & IFF_UP) == 0)
-			break;
-		mii_phy_setmedia(sc);
-		break;
-	case MII_TICK:
-		if (mii_phy_tick(sc) == EJUSTRETURN)
-			return 0;
-		break;
-	case MII_DOWN:
-		mii_phy_down(sc);
-		return 0;
-	}
-	rlphy_status(sc);
-	mii_phy_update(sc, cmd);
-	return 0;
 }
 
 static void

@@ -11,16 +11,14 @@
 
 static int	ukphy_match(device_t, cfdata_t, void *);
 static void	ukphy_attach(device_t, device_t, void *);
-static int	ukphy_service(struct mii_softc *, struct mii_data *, int);
-static void	ukphy_reset(struct mii_softc *);
 
 CFATTACH_DECL_NEW(ukphy, sizeof(struct mii_softc),
     ukphy_match, ukphy_attach, mii_phy_detach, NULL);
 
 const struct mii_phy_funcs ukphy_funcs = {
-	.pf_service = ukphy_service,
+	.pf_service = mii_phy_service_std,
 	.pf_status = ukphy_status,
-	.pf_reset = ukphy_reset,
+	.pf_reset = mii_phy_reset,
 };
 
 /* Any PHY, at the lowest priority: a driver that knows it wins. */
@@ -41,38 +39,6 @@ ukphy_attach(device_t parent, device_t self, void *aux)
 	    "rev %d\n", MII_OUI(ma->mii_id1, ma->mii_id2),
 	    MII_MODEL(ma->mii_id2), MII_REV(ma->mii_id2));
 	mii_phy_attach_std(self, ma, &ukphy_funcs);
-}
-
-static void
-ukphy_reset(struct mii_softc *sc)
-{
-	mii_phy_reset(sc);
-}
-
-static int
-ukphy_service(struct mii_softc *sc, struct mii_data *mii, int cmd)
-{
-	struct ifnet *ifp = mii->mii_ifp;
-
-	switch (cmd) {
-	case MII_POLLSTAT:
-		break;
-	case MII_MEDIACHG:
-		if (ifp != NULL && (ifp->if_flags & IFF_UP) == 0)
-			break;
-		mii_phy_setmedia(sc);
-		break;
-	case MII_TICK:
-		if (mii_phy_tick(sc) == EJUSTRETURN)
-			return 0;
-		break;
-	case MII_DOWN:
-		mii_phy_down(sc);
-		return 0;
-	}
-	ukphy_status(sc);
-	mii_phy_update(sc, cmd);
-	return 0;
 }
 
 /*

@@ -177,6 +177,7 @@ mii_phy_match(const struct mii_attach_args *ma, const struct mii_phydesc *mpd)
 }
 extern const struct mii_phy_funcs ukphy_funcs;
 int	mii_phy_detach(device_t, int);
+int	mii_phy_service_std(struct mii_softc *, struct mii_data *, int);
 void	mii_phy_attach_std(device_t, struct mii_attach_args *,
 	    const struct mii_phy_funcs *);
 
