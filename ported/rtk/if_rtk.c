@@ -849,3 +849,22 @@ rtk_phy_statchg(struct ifnet *ifp)
 {
 	/* The MAC follows the internal PHY's duplex by itself. */
 }
+
+#ifdef PKTKIT_SHARED_OBJECT
+/*
+ * Built as a loadable object (-DPKTKIT_SHARED_OBJECT, cc -shared): the
+ * entry pktkit reads (pktkit/ported.h). The lab loads it as
+ * -d /lib/pktkit/rtk.so,pci=BDF beside the built-in rtk.
+ */
+#include <pktkit/ported.h>
+
+static const struct pktkit_ported_id rtk_ids[] = {
+	{ PCI_VENDOR_REALTEK, PCI_PRODUCT_REALTEK_RT8139 },
+	{ PCI_VENDOR_REALTEK, PCI_PRODUCT_REALTEK_RT8138 },
+	{ 0, 0 }
+};
+
+PKTKIT_PORTED_DRIVER(rtk, "rtk",
+    "Realtek RTL8139 (NetBSD-style C driver, loaded from a shared object)",
+    PKTKIT_BUS_PCI, rtk_ids, NULL, 64);
+#endif

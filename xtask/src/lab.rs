@@ -6,9 +6,11 @@
 //! 1. install QEMU, busybox and cpio with apt-get when they are missing;
 //! 2. fetch the Debian cloud kernel that `linux-image-cloud-amd64` currently
 //!    depends on (`apt-get download`, `dpkg -x`) into `<target>/lab/cache/`;
-//! 3. build pktkit (and any `--example` of pktkit-harness) statically, so the
-//!    binaries run in a busybox initramfs with no shared libraries;
-//! 4. pack an initramfs: busybox, the vfio modules, the binaries and an
+//! 3. build pktkit (and any `--example` of pktkit-harness), linked
+//!    dynamically so that pktkit exports compat-bsd's KPI to ported `.so`
+//!    drivers, and rtk as such a `.so` ([`ported_so`]);
+//! 4. pack an initramfs: busybox, the vfio modules, the binaries, the
+//!    shared libraries they need ([`libs`]) and an
 //!    `/init` that binds every network controller to vfio-pci, prints an
 //!    inventory, runs the command and powers off;
 //! 5. boot QEMU (TCG: KVM does not work on these machines) with
@@ -31,7 +33,9 @@ use std::time::{Duration, Instant};
 use crate::{cargo, render, root};
 
 mod cross;
+mod libs;
 mod linux;
+mod ported_so;
 mod suite;
 mod template;
 
@@ -184,9 +188,10 @@ const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin P
                   known: e1000 e1000e e1000-82545em virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
                   vmxnet3 tulip
   --cmd CMD       shell command to run in the guest (default: pktkit drivers && ls -l /dev/vfio)
-  --bin PATH      copy an extra static binary into the guest's /bin (repeatable)
-  --example NAME  build the example NAME (of the harness or a driver crate) statically
-                  and copy it in (repeatable)
+  --bin PATH      copy an extra binary into the guest's /bin, with the shared libraries
+                  it needs (repeatable)
+  --example NAME  build the example NAME (of the harness or a driver crate) and copy it
+                  in (repeatable)
   --timeout SECS  kill QEMU after this long (default 180; none with --keep)
   --mem SIZE      guest memory (default 1G)
   --suite         run the conformance suite for every driver on its NICs (pair first);
@@ -344,7 +349,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let kernel = fetch_kernel(&dir.join("cache"))?;
     let mut bins = build_guest_binaries(&dir, &opts)?;
     if opts.template {
-        // Our static pktkit runs here too: it makes the driver in a copy,
+        // The guest's pktkit runs here too: it makes the driver in a copy,
         // and the copy's pktkit goes into the guest.
         let pktkit = bins.first().cloned().ok_or("no pktkit binary")?;
         opts.workspace = Some(template::prepare(&dir, &pktkit)?);
@@ -579,8 +584,11 @@ fn newest_cached_kernel(cache: &Path) -> Option<PathBuf> {
 
 const GUEST_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds pktkit and the requested harness examples statically; returns the
-/// binaries to copy into the guest's /bin.
+/// Builds pktkit and the requested harness examples for the guest; returns
+/// the binaries to copy into its /bin. They are linked dynamically (the
+/// normal glibc target): pktkit must export compat-bsd's KPI to the ported
+/// `.so` drivers it loads, which a static (crt-static) executable cannot.
+/// [`libs::stage`] puts the libraries they need in the guest.
 fn build_guest_binaries(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, String> {
     let build = dir.join("build");
     let mut cmd = cargo();
@@ -602,10 +610,11 @@ fn build_guest_binaries(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, Stri
         // pktkit's binary too, or the guest would get a stale one.
         cmd.args(["--bin", "pktkit"]);
     }
-    // crt-static links glibc statically, which is fine for programs that
-    // never dlopen. The target dir is our own so these flags do not force a
-    // rebuild of the normal tree.
-    cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
+    // The target dir is our own, so a build for the guest never invalidates
+    // the normal tree; no RUSTFLAGS from outside, so it is the same build
+    // whoever runs the lab.
+    cmd.env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_TARGET_DIR", &build)
         .current_dir(opts.workspace.clone().unwrap_or_else(root));
     eprintln!("lab: {}", render(&cmd));
@@ -617,49 +626,7 @@ fn build_guest_binaries(dir: &Path, opts: &Options) -> Result<Vec<PathBuf>, Stri
     let mut bins = vec![out.join("pktkit")];
     bins.extend(opts.examples.iter().map(|ex| out.join("examples").join(ex)));
     bins.extend(opts.bins.iter().cloned());
-    for b in &bins {
-        let data = fs::read(b).map_err(|e| format!("{}: {e}", b.display()))?;
-        match elf_is_static(&data) {
-            Some(true) => {}
-            Some(false) => {
-                return Err(format!(
-                    "{} is dynamically linked (it has an ELF interpreter): the guest has no \
-                     shared libraries; build it with RUSTFLAGS='-C target-feature=+crt-static'",
-                    b.display()
-                ))
-            }
-            None => return Err(format!("{} is not a 64-bit ELF executable", b.display())),
-        }
-    }
     Ok(bins)
-}
-
-/// Whether a 64-bit little-endian ELF file has no program interpreter
-/// (`PT_INTERP`), i.e. runs without ld.so; `None` if it is not such a file.
-fn elf_is_static(data: &[u8]) -> Option<bool> {
-    const PT_INTERP: u32 = 3;
-    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
-        return None;
-    }
-    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |o: usize| {
-        data.get(o..o + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
-    let phentsize = usize::from(u16_at(0x36)?);
-    let phnum = usize::from(u16_at(0x38)?);
-    for i in 0..phnum {
-        if u32_at(phoff + i * phentsize)? == PT_INTERP {
-            return Some(false);
-        }
-    }
-    Some(true)
 }
 
 // ---------------------------------------------------------------------------
@@ -727,40 +694,28 @@ pub(super) fn stage_module(src: &Path, dst: &Path) -> Result<(), String> {
 
 /// Copies the legacy-ABI drivers the guest build made (shim-legacy's
 /// build.rs puts them in `<build>/<target>/release/legacy/`) to the guest's
-/// `/lib/pktkit/`, with the C library they link against (the host's, which
-/// built them): the static pktkit binary dlopens them
-/// (`-d legacy:/lib/pktkit/devn-ne2000.so,pci=...`).
-fn stage_legacy_drivers(dir: &Path, stage: &Path) -> Result<(), String> {
+/// `/lib/pktkit/`, where pktkit dlopens them
+/// (`-d legacy:/lib/pktkit/devn-ne2000.so,pci=...`); returns the files
+/// copied (their libraries are staged with the programs').
+fn stage_legacy_drivers(dir: &Path, stage: &Path) -> Result<Vec<PathBuf>, String> {
     let src = dir.join("build").join(GUEST_TARGET).join("release/legacy");
     let Ok(entries) = fs::read_dir(&src) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let dst = stage.join("lib/pktkit");
     fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    let mut copied = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "so") {
             if let Some(name) = p.file_name() {
                 fs::copy(&p, dst.join(name)).map_err(|e| format!("{}: {e}", p.display()))?;
+                copied.push(p);
             }
         }
     }
-    // The dynamic loader's search path differs between static and dynamic
-    // programs: put both libraries in every directory it may look in.
-    for lib in [
-        "/lib/x86_64-linux-gnu/libc.so.6",
-        "/lib64/ld-linux-x86-64.so.2",
-    ] {
-        let name = Path::new(lib).file_name().unwrap_or_default();
-        for dir in ["lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib"] {
-            let to = stage.join(dir).join(name);
-            if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-            }
-            fs::copy(lib, &to).map_err(|e| format!("{lib}: {e}"))?;
-        }
-    }
-    Ok(())
+    copied.sort();
+    Ok(copied)
 }
 
 fn make_initramfs(
@@ -819,7 +774,17 @@ fn make_initramfs(
         fs::copy(b, stage.join("bin").join(name)).map_err(|e| mkerr(b, e))?;
     }
 
-    stage_legacy_drivers(dir, &stage)?;
+    // Driver objects (legacy and ported) and the shared libraries that
+    // everything loaded in the guest needs.
+    let mut elves = bins.to_vec();
+    elves.extend(stage_legacy_drivers(dir, &stage)?);
+    let ws = opts.workspace.clone().unwrap_or_else(root);
+    elves.extend(ported_so::build_and_stage(dir, &ws, &stage)?);
+    let libraries: Vec<String> = libs::stage(&elves, &stage)?
+        .iter()
+        .map(|l| l.guest.display().to_string())
+        .collect();
+    eprintln!("lab: shared libraries staged: {}", libraries.join(" "));
 
     let cmd_path = stage.join("lab/cmd.sh");
     fs::write(&cmd_path, format!("{}\n", opts.cmd)).map_err(|e| mkerr(&cmd_path, e))?;
@@ -1437,24 +1402,6 @@ hello\r
             parse_kernel_depends("x\n  Depends: linux-image-6.1.0-56-cloud-amd64\n"),
             None
         );
-    }
-
-    #[test]
-    fn elf_interpreter_detection() {
-        // The running test binary is a normal dynamic executable.
-        let me = fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert_eq!(elf_is_static(&me), Some(false));
-        // No PT_INTERP among the program headers: static.
-        let mut elf = vec![0u8; 64 + 56];
-        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
-        elf[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-        assert_eq!(elf_is_static(&elf), Some(true));
-        elf[64..68].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
-        assert_eq!(elf_is_static(&elf), Some(false));
-        assert_eq!(elf_is_static(b"#!/bin/sh\n"), None);
     }
 
     #[test]

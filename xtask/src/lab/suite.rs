@@ -77,10 +77,12 @@ const PORTED: &[&str] = &["rtk", "fxp", "pcn"];
 /// (shim-legacy; `stage_legacy_drivers` in lab.rs).
 const LEGACY_NE2000: &str = "legacy:/lib/pktkit/devn-ne2000.so";
 
-/// The shell test for "this guest has driver `d`".
+/// The shell test for "this guest has driver `d`": a file for a loadable
+/// object (`legacy:/path.so`, `/path.so`), else a line of `pktkit drivers`.
 fn has_driver(d: &str) -> String {
     match d.strip_prefix("legacy:") {
         Some(path) => format!("[ -f {path} ]"),
+        None if d.starts_with('/') => format!("[ -f {d} ]"),
         None => format!("pktkit drivers | grep -q '^{d} '"),
     }
 }
@@ -144,6 +146,9 @@ pub fn plan(nics: &[&Model]) -> (Vec<Run>, Vec<String>) {
             ));
         }
     }
+    // Ported drivers loaded from a .so, on the NIC of their built-in twin.
+    let loaded = super::ported_so::runs(&runs);
+    runs.extend(loaded);
     (runs, notes)
 }
 

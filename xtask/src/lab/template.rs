@@ -58,7 +58,7 @@ fn copy_workspace(dst: &Path) -> Result<(), String> {
 }
 
 /// Makes the copy with the generated driver; returns its root. `pktkit` is
-/// a pktkit binary that runs on this host (the lab's static build).
+/// a pktkit binary that runs on this host (the lab's guest build).
 pub fn prepare(dir: &Path, pktkit: &Path) -> Result<PathBuf, String> {
     let ws = dir.join("template-ws");
     copy_workspace(&ws)?;
