@@ -14,9 +14,7 @@ use std::env;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-#[allow(dead_code)]
-#[path = "src/elf.rs"]
-mod elf;
+use pktkit_elf as elf;
 
 /// compat-bsd's own C sources, in csrc/.
 const C_SOURCES: &[&str] = &[

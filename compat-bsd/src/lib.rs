@@ -29,7 +29,6 @@
 
 pub mod adapter;
 pub mod ctx;
-pub mod elf;
 pub mod ifnet;
 pub mod kern;
 pub mod kpi;
@@ -39,5 +38,8 @@ pub mod pci;
 pub mod pcq;
 pub mod portcheck;
 pub mod sys;
+
+/// The ELF reader `port check` and the `.so` loader use (pktkit-elf).
+pub use pktkit_elf as elf;
 
 pub use adapter::{Bus, CfAttach, PortedDriver};

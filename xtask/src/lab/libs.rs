@@ -30,129 +30,13 @@ const DEFAULT_SYSTEM_DIRS: &[&str] = &[
     "/usr/lib",
 ];
 
-/// What an ELF file asks of the dynamic loader.
-#[derive(Debug, Default, PartialEq)]
-pub struct Deps {
-    /// `e_machine`: a library must be for the same machine.
-    pub machine: u16,
-    /// The program interpreter (`PT_INTERP`), for executables.
-    pub interp: Option<String>,
-    /// `DT_NEEDED` names, in order.
-    pub needed: Vec<String>,
-    /// `DT_RUNPATH`, else `DT_RPATH`, split at `:`.
-    pub runpath: Vec<String>,
-}
+pub use pktkit_elf::Deps;
 
-/// Reads a 64-bit little-endian ELF file's interpreter and dynamic section.
-/// A static executable gives no interpreter and nothing needed.
+/// Reads a 64-bit little-endian ELF file's interpreter and dynamic section
+/// (pktkit-elf); a static executable gives no interpreter and nothing
+/// needed.
 pub fn read_deps(data: &[u8]) -> Result<Deps, String> {
-    const PT_LOAD: u32 = 1;
-    const PT_DYNAMIC: u32 = 2;
-    const PT_INTERP: u32 = 3;
-    const DT_NEEDED: u64 = 1;
-    const DT_STRTAB: u64 = 5;
-    const DT_RPATH: u64 = 15;
-    const DT_RUNPATH: u64 = 29;
-    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
-        return Err("not a 64-bit little-endian ELF file".into());
-    }
-    let r = Reader(data);
-    let truncated = || "truncated ELF file".to_owned();
-    let phoff = r.usize_at(0x20).ok_or_else(truncated)?;
-    let phentsize = usize::from(r.u16_at(0x36).ok_or_else(truncated)?);
-    let phnum = usize::from(r.u16_at(0x38).ok_or_else(truncated)?);
-    let mut deps = Deps {
-        machine: r.u16_at(0x12).ok_or_else(truncated)?,
-        ..Deps::default()
-    };
-    // (vaddr, offset, filesz) of each loaded segment, to turn DT_STRTAB's
-    // address into a file offset.
-    let mut loads = Vec::new();
-    let mut dynamic = None;
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        let kind = r.u32_at(ph).ok_or_else(truncated)?;
-        let offset = r.usize_at(ph + 8).ok_or_else(truncated)?;
-        let vaddr = r.u64_at(ph + 16).ok_or_else(truncated)?;
-        let filesz = r.usize_at(ph + 32).ok_or_else(truncated)?;
-        match kind {
-            PT_LOAD => loads.push((vaddr, offset, filesz)),
-            PT_DYNAMIC => dynamic = Some((offset, filesz)),
-            PT_INTERP => deps.interp = Some(r.c_str(offset).ok_or_else(truncated)?),
-            _ => {}
-        }
-    }
-    let Some((dyn_off, dyn_size)) = dynamic else {
-        return Ok(deps);
-    };
-    let mut strtab = None;
-    let mut needed = Vec::new();
-    let (mut runpath, mut rpath) = (None, None);
-    for e in (dyn_off..dyn_off + dyn_size).step_by(16) {
-        let (Some(tag), Some(val)) = (r.u64_at(e), r.u64_at(e + 8)) else {
-            return Err(truncated());
-        };
-        match tag {
-            0 => break,
-            DT_NEEDED => needed.push(val),
-            DT_STRTAB => strtab = Some(val),
-            DT_RPATH => rpath = Some(val),
-            DT_RUNPATH => runpath = Some(val),
-            _ => {}
-        }
-    }
-    let strtab = strtab
-        .and_then(|a| {
-            loads
-                .iter()
-                .find(|&&(v, _, size)| a >= v && a - v < size as u64)
-                .map(|&(v, off, _)| off + (a - v) as usize)
-        })
-        .ok_or("the dynamic section has no string table in a loaded segment")?;
-    let string = |o: u64| {
-        usize::try_from(o)
-            .ok()
-            .and_then(|o| r.c_str(strtab.checked_add(o)?))
-            .ok_or_else(truncated)
-    };
-    for n in needed {
-        deps.needed.push(string(n)?);
-    }
-    if let Some(p) = runpath.or(rpath) {
-        deps.runpath = string(p)?
-            .split(':')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-    }
-    Ok(deps)
-}
-
-/// Bounds-checked little-endian reads from a file's bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn bytes<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
-        self.0.get(at..at.checked_add(N)?)?.try_into().ok()
-    }
-    fn u16_at(&self, at: usize) -> Option<u16> {
-        self.bytes(at).map(u16::from_le_bytes)
-    }
-    fn u32_at(&self, at: usize) -> Option<u32> {
-        self.bytes(at).map(u32::from_le_bytes)
-    }
-    fn u64_at(&self, at: usize) -> Option<u64> {
-        self.bytes(at).map(u64::from_le_bytes)
-    }
-    fn usize_at(&self, at: usize) -> Option<usize> {
-        usize::try_from(self.u64_at(at)?).ok()
-    }
-    /// The NUL-terminated string at `at`.
-    fn c_str(&self, at: usize) -> Option<String> {
-        let rest = self.0.get(at..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
-    }
+    pktkit_elf::dynamic_deps(data).map_err(|e| e.to_string())
 }
 
 /// Where the host looks for libraries, after an object's own run path.
