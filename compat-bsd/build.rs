@@ -70,7 +70,7 @@ fn main() {
         .allowlist_function("pktkit_.*|ether_.*|ifmedia_.*|mii_.*")
         .allowlist_var(
             "IFF_.*|IFEF_.*|LINK_STATE_.*|ETHER_.*|ETHERCAP_.*|ETHERMTU.*|CALLOUT_.*|SOFTINT_.*\
-             |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*|PKTKIT_PORTED_ABI",
+             |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*|PKTKIT_PORTED_ABI|BUS_DMA_READ|BUS_DMASYNC_PREREAD",
         )
         .blocklist_type("mbuf|m_hdr|pkthdr|m_ext_storage")
         .derive_default(true)

@@ -9,6 +9,7 @@
 //! | `service_fd` / `service` | one epoll set of the interrupt eventfds, the callout timerfd and the softint eventfd; `service` runs the interrupt handlers, due callouts, softints and deferred starts |
 //! | `control` | `SIOCSIFMTU`, `SIOCSIFFLAGS` (`IFF_PROMISC`), `SIOCADDMULTI`/`SIOCDELMULTI` (diffed against the last list), a multicast range for all-multicast |
 //! | `link` | `if_link_state_change` and `if_baudrate`, duplex from `SIOCGIFMEDIA` |
+//! | `inject_fault` | `if_stop`, the maps the device writes into pointed at the fault IOVA ([`crate::fault`]), `if_init`; `stop` restores them |
 //!
 //! Concurrency: without `IFEF_MPSAFE` the driver reports
 //! [`Concurrency::Serialized`], and every call above happens inside the
@@ -27,8 +28,8 @@ use pktkit_native::device::{IrqKind, PciAddress};
 use pktkit_native::driver::CreateFn;
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
-    DriverFactory, DriverKind, LinkState, OptionSpec, PacketBatch, QueueCounters, Queues, RxQueue,
-    Service, TxQueue,
+    DriverFactory, DriverKind, Fault, LinkState, OptionSpec, PacketBatch, QueueCounters, Queues,
+    RxQueue, Service, TxQueue,
 };
 
 use crate::ctx::{self, lock, DevCtx, Entered};
@@ -315,6 +316,35 @@ fn errno(op: &str, e: c_int) -> Result<(), DriverError> {
 }
 
 impl BsdDriver {
+    /// Undoes a fault injection's redirection (see [`crate::fault`]).
+    fn restore_maps(&self) {
+        // SAFETY: maps leave the list when destroyed; the driver is stopped.
+        let n = unsafe { lock(&self.ctx.maps).restore() };
+        if n > 0 {
+            log::info!(
+                target: "bsd",
+                "{}: {n} DMA segment(s) back at their real addresses",
+                self.spec.name
+            );
+        }
+    }
+
+    /// Whether `[iova, iova + len)` overlaps memory mapped for the device:
+    /// its own DMA memory or the pool's.
+    fn iova_mapped(&self, iova: u64, len: u64) -> bool {
+        let end = iova.saturating_add(len);
+        let overlaps = |base: u64, n: u64| iova < base.saturating_add(n) && base < end;
+        lock(&self.ctx.dma)
+            .iter()
+            .any(|d| overlaps(d.iova(), d.len() as u64))
+            || self
+                .ctx
+                .pool
+                .dma_regions()
+                .iter()
+                .any(|r| overlaps(r.iova, r.len as u64))
+    }
+
     fn ifnet(&self) -> &sys::ifnet {
         // SAFETY: the attached ifnet lives as long as mem.
         unsafe { &*self.ifp }
@@ -455,6 +485,9 @@ impl Driver for BsdDriver {
         if e != 0 {
             log::warn!(target: "bsd", "{}: SIOCSIFFLAGS down: errno {e}", self.spec.name);
         }
+        // The chip is stopped: a fault injection's maps get their real
+        // addresses back, and the next start programs them.
+        self.restore_maps();
         // SAFETY: as above; the queues are gone, so nobody else touches if_snd.
         unsafe { crate::ifnet::purge_snd(self.ifp) };
         self.ctx.rx.purge();
@@ -634,6 +667,65 @@ impl Driver for BsdDriver {
         }
     }
 
+    /// [`Fault::RxBufferIova`], while started: the driver is stopped
+    /// (`if_stop`), every DMA map the device writes into is pointed at the
+    /// address (see [`crate::fault`]: maps loaded with `BUS_DMA_READ` or
+    /// synced `BUS_DMASYNC_PREREAD`), and the driver's `if_init` programs
+    /// the chip from them, so its next receive DMA goes there. An address
+    /// beyond 32 bits is folded to [`crate::fault::FOLDED_FAULT_IOVA`] (the
+    /// ported drivers' DMA engines are 32-bit). The next `stop` restores
+    /// the maps and `start` re-initialises the chip from the real ones.
+    fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
+        let name = self.spec.name;
+        let Fault::RxBufferIova(iova) = fault else {
+            return Err(DriverError::Unsupported(format!(
+                "{name}: fault injection ({fault:?})"
+            )));
+        };
+        if self.ifnet().if_flags & sys::IFF_RUNNING as c_int == 0 {
+            return Err(DriverError::Device(format!(
+                "{name}: fault injection needs a started device"
+            )));
+        }
+        // SAFETY: maps leave the list when destroyed.
+        let len = unsafe { lock(&self.ctx.maps).device_written_len() };
+        if len == 0 {
+            return Err(DriverError::Unsupported(format!(
+                "{name}: no loaded DMA map the device writes into"
+            )));
+        }
+        let bad = crate::fault::fault_address(iova, len);
+        if self.iova_mapped(bad, len) {
+            return Err(DriverError::Device(format!(
+                "{name}: {bad:#x}+{len:#x} is mapped for the device; no fault there"
+            )));
+        }
+        let _e = Entered::new(&self.ctx);
+        // SAFETY: the driver's ifnet, inside its entry; stopped, the chip
+        // does no DMA and the driver does not read its maps until init.
+        let n = unsafe {
+            crate::ifnet::if_stop(self.ifp, 0);
+            lock(&self.ctx.maps).redirect(bad)
+        };
+        log::warn!(
+            target: "bsd",
+            "{name}: {n} DMA map(s) the device writes into point at {bad:#x}{} (fault injection)",
+            if bad == iova {
+                String::new()
+            } else {
+                format!(" ({iova:#x} folded below 4 GiB)")
+            }
+        );
+        // SAFETY: as above: init programs the chip from the maps.
+        let e = unsafe { crate::ifnet::if_init(self.ifp) };
+        if e != 0 {
+            // The chip faulted during init (a control area the device reads
+            // is among the maps); the next stop + start recovers it.
+            log::warn!(target: "bsd", "{name}: init after the redirection: errno {e}");
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> Vec<(String, String)> {
         let mut v = vec![
             ("kind".into(), "ported NetBSD driver".into()),
@@ -659,6 +751,7 @@ impl Drop for BsdDriver {
             return;
         }
         let _e = Entered::new(&self.ctx);
+        self.restore_maps();
         let dev = self.mem.dev;
         // SAFETY: dev/ifp are the driver's, still attached; detach runs once.
         unsafe {

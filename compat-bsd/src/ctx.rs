@@ -370,6 +370,9 @@ pub struct DevCtx {
     pub bars: Mutex<[Option<(usize, usize)>; 6]>,
     /// DMA memory handed out by `bus_dmamem_alloc`.
     pub dma: Mutex<Vec<Box<dyn DmaMemory>>>,
+    /// DMA maps made by `bus_dmamap_create`, and the fault redirections
+    /// in force (see [`crate::fault`]).
+    pub maps: Mutex<crate::fault::DmaMaps>,
     /// Bus space tags: memory and I/O.
     pub memt: UnsafeCell<sys::pktkit_bus_space>,
     /// The I/O space tag.
@@ -518,6 +521,7 @@ impl DevCtx {
             pci: Mutex::new(None),
             bars: Mutex::new([None; 6]),
             dma: Mutex::new(Vec::new()),
+            maps: Mutex::new(crate::fault::DmaMaps::default()),
             memt: UnsafeCell::new(sys::pktkit_bus_space {
                 bs_type: sys::BUS_SPACE_MEM as i32,
                 bs_ctx: ptr::null_mut(),

@@ -12,7 +12,8 @@
 //! - this crate: the rest of the KPI as `extern "C"` functions over
 //!   pktkit-native's pools and device traits ([`kern`], [`mbuf`], [`ifnet`],
 //!   [`pci`]), and the adapter ([`adapter`]) that turns an attached C driver
-//!   into a [`pktkit_native::Driver`].
+//!   into a [`pktkit_native::Driver`], with fault injection through bus_dma
+//!   ([`fault`]).
 //!
 //! # Execution model
 //!
@@ -29,6 +30,7 @@
 
 pub mod adapter;
 pub mod ctx;
+pub mod fault;
 pub mod ifnet;
 pub mod kern;
 pub mod kpi;

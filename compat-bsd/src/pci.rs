@@ -8,6 +8,8 @@
 //! DMA memory comes from the device (so it is mapped for it); maps loaded
 //! with kernel buffers find their IOVA in that memory, or take IOVA = VA for
 //! pool memory (the stack maps its pools that way); mbufs carry their IOVA.
+//! Every map is recorded in the device context, and a load notes its
+//! direction, for fault injection ([`crate::fault`]).
 
 use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::AsRawFd;
@@ -17,6 +19,7 @@ use pktkit_native::device::IrqKind;
 use pktkit_native::sys::mbuf;
 
 use crate::ctx::{self, epoll_add, lock, DevCtx, Irq};
+use crate::fault::{self, segs};
 use crate::sys;
 
 type PciIntrHandle = u64;
@@ -785,7 +788,7 @@ pub unsafe extern "C" fn pci_msix_count(pc: *mut c_void, tag: *mut c_void) -> c_
 /// `mapp` writable.
 #[no_mangle]
 pub unsafe extern "C" fn bus_dmamap_create(
-    _t: *mut sys::pktkit_bus_dma_tag,
+    t: *mut sys::pktkit_bus_dma_tag,
     size: u64,
     nsegs: c_int,
     maxsegsz: u64,
@@ -811,32 +814,29 @@ pub unsafe extern "C" fn bus_dmamap_create(
         (*m).dm_maxsegsz = maxsegsz;
         *mapp = m;
     }
+    // SAFETY: t is a DMA tag the adapter handed out (or one without a
+    // device, which keeps no list).
+    if let Some(c) = unsafe { ctx((*t).dt_ctx) } {
+        lock(&c.maps).created(m);
+    }
     0
 }
 
 /// `bus_dmamap_destroy(9)`.
 ///
 /// # Safety
-/// `m` from `bus_dmamap_create`.
+/// `t` the tag and `m` a map from `bus_dmamap_create`.
 #[no_mangle]
 pub unsafe extern "C" fn bus_dmamap_destroy(
-    _t: *mut sys::pktkit_bus_dma_tag,
+    t: *mut sys::pktkit_bus_dma_tag,
     m: *mut sys::pktkit_bus_dmamap,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { libc::free(m.cast()) };
-}
-
-/// # Safety
-/// `m` must be a map from `bus_dmamap_create`.
-unsafe fn segs<'a>(m: *mut sys::pktkit_bus_dmamap) -> &'a mut [sys::bus_dma_segment] {
-    // SAFETY: the map was allocated with _dm_segcnt segments.
-    unsafe {
-        std::slice::from_raw_parts_mut(
-            ptr::addr_of_mut!((*m).dm_segs).cast::<sys::bus_dma_segment>(),
-            (*m)._dm_segcnt as usize,
-        )
+    if let Some(c) = unsafe { ctx((*t).dt_ctx) } {
+        lock(&c.maps).destroyed(m);
     }
+    // SAFETY: forwarded contract.
+    unsafe { libc::free(m.cast()) };
 }
 
 /// Appends `[iova, iova+len)` to a map, splitting at `maxsegsz` and
@@ -900,11 +900,12 @@ pub unsafe extern "C" fn bus_dmamap_load(
     buf: *mut c_void,
     len: u64,
     _p: *mut c_void,
-    _flags: c_int,
+    flags: c_int,
 ) -> c_int {
     // SAFETY: forwarded contract.
     unsafe {
         let c = ctx((*t).dt_ctx);
+        fault::note_load(m, flags);
         if len > (*m)._dm_size {
             return libc::EINVAL;
         }
@@ -938,10 +939,11 @@ pub unsafe extern "C" fn bus_dmamap_load_mbuf(
     _t: *mut sys::pktkit_bus_dma_tag,
     m: *mut sys::pktkit_bus_dmamap,
     mb: *mut mbuf,
-    _flags: c_int,
+    flags: c_int,
 ) -> c_int {
     // SAFETY: forwarded contract.
     unsafe {
+        fault::note_load(m, flags);
         let s = segs(m);
         let mut n = 0;
         let mut total = 0u64;

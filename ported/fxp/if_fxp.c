@@ -126,8 +126,8 @@ struct fxp_softc {
 	bus_dma_segment_t sc_cdseg;
 	int		sc_cdnseg;
 	bus_dmamap_t	sc_cddmamap;
+#define	sc_cddma	sc_cddmamap->dm_segs[0].ds_addr	/* its device address */
 	struct fxp_control_data *sc_cd;
-	bus_addr_t	sc_cddma;	/* its device address */
 
 	/* Command block ring: prod is filled next, cons reaped next. */
 	uint8_t		sc_cbtype[FXP_NCB];
@@ -430,7 +430,6 @@ fxp_dma_alloc(struct fxp_softc *sc)
 		error = EFBIG;
 		goto fail4;
 	}
-	sc->sc_cddma = sc->sc_cddmamap->dm_segs[0].ds_addr;
 	memset(sc->sc_cd, 0, size);
 	return 0;
 

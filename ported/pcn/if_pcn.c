@@ -87,8 +87,8 @@ struct pcn_softc {
 	bus_dma_segment_t sc_cdseg;
 	int		sc_cdnseg;
 	bus_dmamap_t	sc_cddmamap;
+#define	sc_cddma	sc_cddmamap->dm_segs[0].ds_addr	/* its device address */
 	struct pcn_control_data *sc_cd;
-	bus_addr_t	sc_cddma;
 
 	int		sc_txprod;	/* filled next */
 	int		sc_txcons;	/* reaped next */
@@ -346,7 +346,6 @@ pcn_dma_alloc(struct pcn_softc *sc)
 		error = EFBIG;
 		goto fail4;
 	}
-	sc->sc_cddma = sc->sc_cddmamap->dm_segs[0].ds_addr;
 	memset(sc->sc_cd, 0, size);
 	return 0;
 

@@ -169,13 +169,20 @@ struct pktkit_bus_dmamap {
 	int		_dm_segcnt;	/* room in dm_segs */
 	bus_size_t	_dm_maxsegsz;
 	bus_size_t	_dm_boundary;
-	int		_dm_flags;
+	int		_dm_flags;	/* create flags, PKTKIT_BUS_DMAMAP_* */
 	bus_size_t	dm_maxsegsz;
 	bus_size_t	dm_mapsize;	/* bytes loaded */
 	int		dm_nsegs;	/* segments loaded */
 	bus_dma_segment_t dm_segs[1];	/* _dm_segcnt of them */
 };
 typedef struct pktkit_bus_dmamap	*bus_dmamap_t;
+
+/*
+ * _dm_flags bit: the device writes into the loaded memory (the map was
+ * loaded with BUS_DMA_READ, or synced with BUS_DMASYNC_PREREAD since its
+ * load). The adapter's fault injection redirects exactly these maps.
+ */
+#define PKTKIT_BUS_DMAMAP_DEVWRITE	0x40000000
 
 #define BUS_DMA_WAITOK		0x000
 #define BUS_DMA_NOWAIT		0x001
@@ -210,12 +217,20 @@ void	bus_dmamap_unload(bus_dma_tag_t, bus_dmamap_t);
  * - POSTREAD/POSTWRITE: reads of what the device wrote must not move before
  *   the status read that said it was done: an acquire fence.
  * A sequentially consistent fence covers both when both are asked.
+ * PREREAD also marks the map as one the device writes into
+ * (PKTKIT_BUS_DMAMAP_DEVWRITE), for the adapter's fault injection.
  */
 static inline void
 bus_dmamap_sync(bus_dma_tag_t t, bus_dmamap_t m, bus_addr_t o, bus_size_t l,
     int ops)
 {
-	(void)t; (void)m; (void)o; (void)l;
+	(void)t; (void)o; (void)l;
+	/* Remember that the device writes here (one store, the first time). */
+	if ((ops & BUS_DMASYNC_PREREAD) &&
+	    (__atomic_load_n(&m->_dm_flags, __ATOMIC_RELAXED) &
+	    PKTKIT_BUS_DMAMAP_DEVWRITE) == 0)
+		__atomic_fetch_or(&m->_dm_flags, PKTKIT_BUS_DMAMAP_DEVWRITE,
+		    __ATOMIC_RELAXED);
 	if ((ops & (BUS_DMASYNC_PREREAD | BUS_DMASYNC_PREWRITE)) &&
 	    (ops & (BUS_DMASYNC_POSTREAD | BUS_DMASYNC_POSTWRITE)))
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
