@@ -1,11 +1,11 @@
 /*
  * inphy.c -- the Intel i82555 PHY, found beside i8255x MACs (fxp).
  *
- * The generic driver would do for the standard registers, but the i82555
- * reports the speed and duplex it settled on in its own status and control
- * register (MII_INPHY_SCR), whether autonegotiation or parallel detection
- * got it there: with a link and no autonegotiation complete (a partner
- * that does not negotiate) the standard registers say nothing, SCR does.
+ * With autonegotiation complete the standard registers tell the media, as
+ * for any PHY.  With a link but no autonegotiation complete (a partner
+ * that does not negotiate, found by parallel detection) they say nothing,
+ * but the i82555 keeps the speed and duplex it settled on in its own
+ * status and control register (MII_INPHY_SCR), which is read then.
  */
 #include <sys/param.h>
 #include <sys/systm.h>
@@ -58,19 +58,18 @@ static void
 inphy_status(struct mii_softc *sc)
 {
 	struct mii_data *mii = sc->mii_pdata;
-	uint16_t bmsr = 0, bmcr = 0, scr = 0;
+	uint16_t bmcr = 0, scr = 0;
 
-	/* Loopback, isolation and fixed media read as for any PHY. */
 	ukphy_status(sc);
+	if ((mii->mii_media_status & IFM_ACTIVE) == 0 ||
+	    IFM_SUBTYPE(mii->mii_media_active) != IFM_NONE)
+		return;
 	(void)PHY_READ(sc, MII_BMCR, &bmcr);
 	if ((bmcr & (BMCR_AUTOEN | BMCR_ISO)) != BMCR_AUTOEN)
 		return;
-	(void)PHY_READ(sc, MII_BMSR, &bmsr);
-	(void)PHY_READ(sc, MII_BMSR, &bmsr);
-	if ((bmsr & BMSR_LINK) == 0)
+	/* Linked without negotiating: SCR holds what was detected. */
+	if (PHY_READ(sc, MII_INPHY_SCR, &scr) != 0)
 		return;
-	/* Linked: SCR holds what was resolved, negotiated or detected. */
-	(void)PHY_READ(sc, MII_INPHY_SCR, &scr);
 	mii->mii_media_active = IFM_ETHER | (mii->mii_media_active & IFM_LOOP);
 	if (scr & SCR_S100)
 		mii->mii_media_active |= (scr & SCR_T4) ? IFM_100_T4 : IFM_100_TX;
