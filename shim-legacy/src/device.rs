@@ -471,6 +471,11 @@ impl Driver for LegacyDriver {
         }
     }
 
+    fn rx_ring_frames(&self) -> Option<u32> {
+        // `di_rx_frames`: the device's own receive buffering, 0 unknown.
+        (self.rx_frames > 0).then_some(self.rx_frames)
+    }
+
     fn describe(&self) -> Vec<(String, String)> {
         let core = lock(&self.core);
         let (major, minor) = self.lib.abi();
