@@ -317,7 +317,12 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
         };
         for c in json["checks"].as_array().into_iter().flatten() {
             let result = c["result"].as_str().unwrap_or("?");
-            let mut ev = c["evidence"].as_str().unwrap_or("").to_owned();
+            let name = c["name"].as_str().unwrap_or("?");
+            // The suite only knows it got no link command; say why.
+            let mut ev = match no_link_model(&r.label) {
+                Some(why) if name == "link_change" && result == "skip" => why.to_owned(),
+                _ => c["evidence"].as_str().unwrap_or("").to_owned(),
+            };
             if ev.len() > 150 {
                 let cut = (0..=150)
                     .rev()
@@ -329,7 +334,7 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
             println!(
                 "{:<8} {:<16} {:<6} {ev}",
                 r.label,
-                c["name"].as_str().unwrap_or("?"),
+                name,
                 result.to_uppercase()
             );
             if result == "fail" {
