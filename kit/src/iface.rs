@@ -517,6 +517,12 @@ impl Interface {
     pub fn describe(&self) -> Vec<(String, String)> {
         self.with_driver(|d| d.describe())
     }
+
+    /// The driver's small receive ring, if it has one
+    /// ([`pktkit_native::driver::Driver::rx_ring_frames`]).
+    pub fn rx_ring_frames(&self) -> Option<u32> {
+        self.with_driver(|d| d.rx_ring_frames())
+    }
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.

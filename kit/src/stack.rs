@@ -864,6 +864,10 @@ impl Port for IfPort {
     fn mtu(&self) -> usize {
         self.iface.state().mtu as usize
     }
+
+    fn rx_ring_frames(&self) -> Option<u32> {
+        self.iface.rx_ring_frames()
+    }
 }
 
 /// The protocol layer's task: polls every protocol interface, sleeps on

@@ -403,6 +403,15 @@ pub trait Driver: Send {
     fn describe(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// Full-size frames the device itself can hold on receive before it
+    /// must drop or hold back more, when that is small: a card with a few
+    /// KiB of on-chip ring (the NE2000's 16-32 KiB, 9-20 frames). The
+    /// protocol layer keeps TCP receive windows on the interface within it,
+    /// so a fast peer cannot have more in flight than the card can take.
+    /// `None` (the default): hundreds of descriptors, no limit needed.
+    fn rx_ring_frames(&self) -> Option<u32> {
+        None
+    }
     /// Function-level reset and re-init, called only while stopped (see
     /// "Reset and fault injection" above): queues handed out before are
     /// invalid after it, and `start` works again once it returns `Ok`.

@@ -17,7 +17,20 @@
  * are gathered into a bounce buffer and written in one remote DMA.
  * Interrupts are INTx: the handler runs the ring, completes the transmit,
  * acknowledges ISR and unmasks.  A 1 s timer times out a transmit the
- * card never finished.
+ * card never finished.  A ring overflow (ISR.OVW) is recovered with the
+ * datasheet's procedure (ne_overflow).
+ *
+ * The receive ring is small (9 full frames on 16 KiB, 20 on 32 KiB), so
+ * the driver reports it (di_rx_frames) and the stack keeps TCP windows on
+ * the interface within it.  That matters most under QEMU, whose model
+ * (hw/net/ne2000.c) differs from the DP8390 when the ring fills: it never
+ * raises OVW but stops taking frames (can_receive false) once less than a
+ * full frame fits before BNRY; what the peer sends meanwhile waits in
+ * QEMU's net queue, is released only when the peer sends again, newest
+ * first, and then dropped wholesale (receive returns -1 into a full ring).
+ * And it takes CURR == BNRY for an empty ring, so once a frame ends
+ * exactly at BNRY the next one is written over unread frames: that is the
+ * "bad receive header" the driver recovers from below.
  *
  * Options: pci=BDF (required).
  */
@@ -360,10 +373,17 @@ ne_rx(struct pktkit_lg_dev *sc)
 		if (hdr[1] < NE_RX_START || hdr[1] >= sc->sc_rx_stop ||
 		    len < 14 || len > NE_MAX_FRAME + 4 ||
 		    (hdr[0] & RSR_PRX) == 0) {
-			/* A corrupt ring: drop everything up to CURR. */
+			/* A corrupt ring (under QEMU: a frame written over
+			 * unread ones, see the top): drop everything up to
+			 * CURR. */
+			char msg[96];
+
 			sc->sc_stats.st_ierrors++;
-			ne_log(sc, PKTKIT_LG_LOG_WARN,
-			    "ne2000: bad receive header, ring reset");
+			snprintf(msg, sizeof(msg),
+			    "ne2000: bad receive header %02x %02x %02x%02x at "
+			    "page %02x (CURR %02x), ring reset", hdr[0], hdr[1],
+			    hdr[3], hdr[2], page, curr);
+			ne_log(sc, PKTKIT_LG_LOG_WARN, msg);
 			ne_out(sc, NE_BNRY,
 			    curr == NE_RX_START ? sc->sc_rx_stop - 1 : curr - 1);
 			break;
@@ -399,6 +419,37 @@ ne_rx(struct pktkit_lg_dev *sc)
 	}
 }
 
+/*
+ * Receive buffer ring overflow (ISR.OVW): the DP8390D datasheet's recovery
+ * procedure ("Buffer ring overflow" in s7.0, steps numbered as there; also
+ * National's AN-874).  The controller stopped storing frames; stop it, let
+ * a reception in progress end, drain the ring in loopback so that nothing
+ * new arrives, then leave loopback and resend a transmit the stop cut off.
+ * QEMU's model never raises OVW (see the top), so the lab cannot reach this.
+ */
+static void
+ne_overflow(struct pktkit_lg_dev *sc)
+{
+	uint8_t cr;
+	int resend = 0;
+
+	sc->sc_stats.st_ierrors++;
+	cr = ne_in(sc, NE_CR);					/* 1: TXP */
+	ne_out(sc, NE_CR, CR_PAGE0 | CR_STP | CR_RD_ABORT);	/* 2 */
+	sc->sc_svc->ls_delay_us(sc->sc_stack, 1600);		/* 3 */
+	ne_out(sc, NE_RBCR0, 0);				/* 4 */
+	ne_out(sc, NE_RBCR1, 0);
+	if (cr & CR_TXP)					/* 5 */
+		resend = (ne_in(sc, NE_ISR) & (ISR_PTX | ISR_TXE)) == 0;
+	ne_out(sc, NE_TCR, TCR_LOOP_INT);			/* 6 */
+	ne_out(sc, NE_CR, CR_PAGE0 | CR_STA | CR_RD_ABORT);	/* 7 */
+	ne_rx(sc);						/* 8 */
+	ne_out(sc, NE_ISR, ISR_OVW);				/* 9 */
+	ne_out(sc, NE_TCR, 0);					/* 10 */
+	if (resend)						/* 11 */
+		ne_out(sc, NE_CR, CR_PAGE0 | CR_STA | CR_TXP | CR_RD_ABORT);
+}
+
 static int
 ne_intr(void *arg)
 {
@@ -418,12 +469,13 @@ ne_intr(void *arg)
 		if (isr == 0)
 			break;
 		ours = 1;
-		ne_out(sc, NE_ISR, isr);
+		/* OVW is cleared by the recovery, after the ring is drained. */
+		ne_out(sc, NE_ISR, isr & (uint8_t)~ISR_OVW);
 		if (isr & ISR_RXE)
 			sc->sc_stats.st_ierrors++;
 		if (isr & ISR_OVW)
-			sc->sc_stats.st_rx_nobuf++;
-		if (isr & (ISR_PRX | ISR_RXE | ISR_OVW))
+			ne_overflow(sc);
+		else if (isr & (ISR_PRX | ISR_RXE))
 			ne_rx(sc);
 		if (isr & ISR_PTX)
 			ne_tx_complete(sc, 0);

@@ -371,6 +371,12 @@ unsafe fn current<'a>(stack: *mut sys::pktkit_lg_stack) -> Option<&'a mut State>
 }
 
 impl State {
+    /// Whether the driver allocated DMA memory (`ls_dma_alloc`): a device
+    /// without any moves every byte by programmed I/O, no bus-master DMA.
+    pub(crate) fn has_dma(&self) -> bool {
+        !self.dmas.is_empty()
+    }
+
     /// The index of the slot `pkt` is, if it is one of ours.
     fn slot_of(&self, pkt: *const sys::pktkit_lg_packet) -> Option<usize> {
         let base = self.slots.as_ptr() as usize;

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pktkit_native::{
-    AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError, LinkState,
-    PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
+    AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError, Fault,
+    LinkState, PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
 };
 
 use crate::ctx::{CallGuard, Callout, ShimCounters, StackCtx, SERVICES};
@@ -469,6 +469,29 @@ impl Driver for LegacyDriver {
             link_changed,
             needs_reset,
         }
+    }
+
+    fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
+        // The legacy ABI has no fault-injection call; say why it could not
+        // apply anyway when the device does no DMA at all (the NE2000).
+        let dma = lock(&self.core).ctx.with(|st| st.has_dma());
+        Err(DriverError::Unsupported(if dma {
+            format!(
+                "{}: the legacy ABI has no fault injection ({fault:?})",
+                self.lib.name()
+            )
+        } else {
+            format!(
+                "{}: no bus-master DMA to fault: the driver allocated no DMA memory \
+                 and moves every frame by programmed I/O ({fault:?})",
+                self.lib.name()
+            )
+        }))
+    }
+
+    fn rx_ring_frames(&self) -> Option<u32> {
+        // `di_rx_frames`: the device's own receive buffering, 0 unknown.
+        (self.rx_frames > 0).then_some(self.rx_frames)
     }
 
     fn describe(&self) -> Vec<(String, String)> {

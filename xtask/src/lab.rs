@@ -43,7 +43,8 @@ mod template;
 /// conformance suite need (two e1000 to talk to each other, an e1000e, an
 /// 82545EM, two virtio-net, and one NIC for each ported NetBSD driver:
 /// rtl8139 (rtk), i82559er (fxp), pcnet (pcn), checked against an e1000).
-const DEFAULT_NICS: &str = "e1000,e1000,e1000e,e1000-82545em,virtio,virtio,rtl8139,i82559er,pcnet";
+const DEFAULT_NICS: &str =
+    "e1000,e1000,e1000e,e1000-82545em,virtio,virtio,rtl8139,i82559er,pcnet,ne2k_pci";
 
 /// The guest command when `--cmd` is not given: a smoke check.
 const DEFAULT_CMD: &str = "pktkit drivers && ls -l /dev/vfio";
@@ -184,7 +185,7 @@ struct Options {
 const USAGE: &str = "usage: cargo xtask lab [--nics LIST] [--cmd 'CMD'] [--bin PATH]... \
 [--example NAME]... [--timeout SECS] [--mem SIZE] [--suite | --cross | --template] [--keep] [--verbose]
   --nics LIST     NIC models, comma separated (default e1000,e1000,e1000e,e1000-82545em,virtio,virtio,
-                  rtl8139,i82559er,pcnet);
+                  rtl8139,i82559er,pcnet,ne2k_pci);
                   known: e1000 e1000e e1000-82545em virtio virtio-mq rtl8139 pcnet i82559er ne2k_pci
                   vmxnet3 tulip
   --cmd CMD       shell command to run in the guest (default: pktkit drivers && ls -l /dev/vfio)
@@ -1366,7 +1367,7 @@ hello\r
 
     #[test]
     fn nic_lists() {
-        assert_eq!(models(DEFAULT_NICS).len(), 9);
+        assert_eq!(models(DEFAULT_NICS).len(), 10);
         assert!(parse_nics("e1000,igb")
             .unwrap_err()
             .contains("unknown NIC model 'igb'"));

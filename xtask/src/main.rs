@@ -48,11 +48,13 @@ fn cargo() -> Command {
 
 /// The lab runs `cargo xtask test` ends with: the conformance suite on
 /// every NIC model with a driver, the cross-driver TCP tests (native
-/// wm0 with vio0, then with the ported rtk0), the template's first test.
+/// wm0 with vio0, with the ported rtk0, with the legacy en0), the
+/// template's first test.
 const LAB_RUNS: &[&[&str]] = &[
     &["--suite"],
     &["--cross"],
     &["--cross", "--nics", "e1000,rtl8139"],
+    &["--cross", "--nics", "e1000,ne2k_pci"],
     &["--template"],
 ];
 

@@ -100,6 +100,12 @@ pub trait Port {
     fn output_filter(&mut self, _frame: &mut pktkit_native::Mbuf) -> bool {
         true
     }
+    /// Full-size frames the device holds on receive when that is few
+    /// (`Driver::rx_ring_frames`); TCP windows on the interface are kept
+    /// within it. `None` (the default): no limit.
+    fn rx_ring_frames(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Per-interface counters of the protocol layer.

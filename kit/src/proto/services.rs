@@ -42,6 +42,27 @@ pub(crate) const UDP_PACKETS: usize = 64;
 /// Payload bytes a UDP socket queues each way.
 pub(crate) const UDP_BUFFER: usize = 128 * 1024;
 
+/// The receive buffer (so the largest window) of TCP sockets on an
+/// interface whose device holds only `ring_frames` full-size frames on
+/// receive ([`super::Port::rx_ring_frames`]); [`TCP_BUFFER`] otherwise.
+///
+/// A window larger than the device can buffer lets a fast peer put more in
+/// flight than the card takes: a real card drops the excess (TCP then
+/// retransmits, and without SACK slowly), and QEMU's NE2000 holds it back
+/// and drops most of it at once later (docs/legacy-abi.md). So the window
+/// is half the ring in full segments (at least two): the other half is
+/// for what else arrives meanwhile (the peer's ACKs of our data, ARP,
+/// other connections; a small frame still takes a whole ring page).
+pub(crate) fn tcp_rx_buffer(ring_frames: Option<u32>, mtu: usize) -> usize {
+    let Some(frames) = ring_frames else {
+        return TCP_BUFFER;
+    };
+    // IPv4 and TCP headers without options: the MSS we announce.
+    let mss = mtu.saturating_sub(40).max(1);
+    let segments = (frames as usize / 2).max(2);
+    (segments * mss).min(TCP_BUFFER)
+}
+
 /// A TCP socket with the stack's buffer sizes, acknowledging at once.
 ///
 /// Why no delayed ACK: with a window scale above 0 (our buffers need 2),
@@ -55,18 +76,21 @@ pub(crate) const UDP_BUFFER: usize = 128 * 1024;
 /// unacknowledged, so the subtraction cannot go negative. The lab's
 /// cross-driver TCP test hit the panic in about one run in ten before.
 /// The cost is an ACK per poll that received data (polls are batched).
-pub(crate) fn tcp_socket() -> tcp::Socket<'static> {
+/// The receive buffer is `rx` bytes ([`tcp_rx_buffer`]), the send buffer
+/// [`TCP_BUFFER`].
+pub(crate) fn tcp_socket(rx: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; rx]),
         tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
     );
     s.set_ack_delay(None);
     s
 }
 
-/// A TCP socket for a service: stack buffer sizes, keep-alive and timeout.
-fn service_listener() -> tcp::Socket<'static> {
-    let mut s = tcp_socket();
+/// A TCP socket for a service: `rx` bytes of receive buffer, the stack's
+/// send buffer, keep-alive and timeout.
+fn service_listener(rx: usize) -> tcp::Socket<'static> {
+    let mut s = tcp_socket(rx);
     s.set_timeout(Some(SERVICE_TIMEOUT));
     s.set_keep_alive(Some(SERVICE_KEEPALIVE));
     s
@@ -84,8 +108,9 @@ pub(crate) fn udp_socket() -> udp::Socket<'static> {
 }
 
 /// The service sockets of one interface.
-#[derive(Default)]
 pub(crate) struct ServiceSockets {
+    /// Receive buffer of the TCP sockets ([`tcp_rx_buffer`]).
+    tcp_rx: usize,
     /// Every service socket, TCP and UDP, and the service it serves.
     slots: HashMap<SocketHandle, Service>,
     /// Services installed, by `Service::index`.
@@ -103,6 +128,19 @@ pub(crate) struct ServiceSockets {
 }
 
 impl ServiceSockets {
+    /// No services yet; TCP connections get `tcp_rx` bytes of receive
+    /// buffer.
+    pub(crate) fn new(tcp_rx: usize) -> ServiceSockets {
+        ServiceSockets {
+            tcp_rx,
+            slots: HashMap::new(),
+            served: [false; Service::ALL.len()],
+            listener: [None; Service::ALL.len()],
+            tcp_count: [0; Service::ALL.len()],
+            closed: Vec::new(),
+        }
+    }
+
     /// Starts serving `svc` in `sockets`; serving it twice is a no-op.
     pub(crate) fn install(
         &mut self,
@@ -118,7 +156,7 @@ impl ServiceSockets {
             addr: None,
             port: svc.port(),
         })?;
-        let mut listener = service_listener();
+        let mut listener = service_listener(self.tcp_rx);
         listener.listen(svc.port())?;
         self.slots.insert(sockets.add(udp), svc);
         let h = sockets.add(listener);
@@ -151,7 +189,7 @@ impl ServiceSockets {
             if self.tcp_count[i] >= MAX_CONNECTIONS {
                 continue;
             }
-            let mut listener = service_listener();
+            let mut listener = service_listener(self.tcp_rx);
             // listen fails only for port 0 or a socket already open.
             if listener.listen(svc.port()).is_ok() {
                 let h = sockets.add(listener);
@@ -310,4 +348,25 @@ fn serve_udp(
 
 fn is_ours(addrs: &[IpCidr], a: &IpAddress) -> bool {
     addrs.iter().any(|c| c.address() == *a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_window_fits_a_small_receive_ring() {
+        // No ring limit: the stack's buffer.
+        assert_eq!(tcp_rx_buffer(None, 1500), TCP_BUFFER);
+        // QEMU's 32 KiB NE2000: 20 frames, 10 full segments.
+        assert_eq!(tcp_rx_buffer(Some(20), 1500), 10 * 1460);
+        // A 16 KiB NE2000: 9 frames, 4 segments.
+        assert_eq!(tcp_rx_buffer(Some(9), 1500), 4 * 1460);
+        // A smaller MTU gives smaller segments; never under two of them.
+        assert_eq!(tcp_rx_buffer(Some(1), 576), 2 * 536);
+        // A large ring is bounded by the stack's buffer.
+        assert_eq!(tcp_rx_buffer(Some(4096), 1500), TCP_BUFFER);
+        // The socket gets it as its receive buffer (its largest window).
+        assert_eq!(tcp_socket(10 * 1460).recv_capacity(), 10 * 1460);
+    }
 }

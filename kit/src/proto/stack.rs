@@ -125,6 +125,9 @@ struct IfState {
     counters: ProtoCounters,
     dhcp: Option<Dhcp>,
     services: ServiceSockets,
+    /// Receive buffer of this interface's TCP sockets
+    /// ([`services::tcp_rx_buffer`]): small on a card with a small ring.
+    tcp_rx: usize,
     /// Identifier of each ping socket (smoltcp does not report it).
     ping_idents: HashMap<SocketHandle, u16>,
 }
@@ -382,6 +385,20 @@ impl NetStack {
         mac: [u8; 6],
         mtu: usize,
     ) -> Result<(), ProtoError> {
+        self.add_interface_ring(ifindex, mac, mtu, None)
+    }
+
+    /// [`NetStack::add_interface`] for a device that holds only
+    /// `ring_frames` full-size frames on receive (`None`: many): its TCP
+    /// sockets get receive windows the ring can take
+    /// ([`super::Port::rx_ring_frames`]).
+    pub fn add_interface_ring(
+        &mut self,
+        ifindex: u32,
+        mac: [u8; 6],
+        mtu: usize,
+        ring_frames: Option<u32>,
+    ) -> Result<(), ProtoError> {
         if self.ifaces.contains_key(&ifindex) {
             return Err(ProtoError::InterfaceExists(ifindex));
         }
@@ -393,6 +410,12 @@ impl NetStack {
             return Err(ProtoError::BadMtu(mtu));
         }
         let frame_max = mtu + ETHER_HDR;
+        let tcp_rx = services::tcp_rx_buffer(ring_frames, mtu);
+        if let Some(frames) = ring_frames {
+            log::info!(
+                "if{ifindex}: receive ring of {frames} frames: TCP windows up to {tcp_rx} bytes"
+            );
+        }
         let mut config = Config::new(HardwareAddress::Ethernet(hw));
         config.random_seed = self.seed ^ u64::from(ifindex).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let now = self.now(std::time::Instant::now());
@@ -405,7 +428,8 @@ impl NetStack {
             bufs: DeviceBuffers::new(frame_max),
             counters: ProtoCounters::default(),
             dhcp: None,
-            services: ServiceSockets::default(),
+            services: ServiceSockets::new(tcp_rx),
+            tcp_rx,
             ping_idents: HashMap::new(),
         });
         state.push_address(IpCidr::Ipv6(link_local(mac)));
@@ -446,9 +470,10 @@ impl NetStack {
         Ok(())
     }
 
-    /// [`NetStack::add_interface`] with the port's MAC and MTU.
+    /// [`NetStack::add_interface_ring`] with the port's MAC, MTU and
+    /// receive ring.
     pub fn add_port(&mut self, ifindex: u32, port: &dyn Port) -> Result<(), ProtoError> {
-        self.add_interface(ifindex, port.mac(), port.mtu())
+        self.add_interface_ring(ifindex, port.mac(), port.mtu(), port.rx_ring_frames())
     }
 
     /// Removes an interface with all its sockets; frames it still queued
@@ -800,7 +825,7 @@ impl NetStack {
         }
         let local = self.ephemeral_port();
         let ifc = self.iface_mut(ifindex)?;
-        let mut s = services::tcp_socket();
+        let mut s = services::tcp_socket(ifc.tcp_rx);
         s.connect(ifc.iface.context(), remote, local)?;
         Ok(ifc.sockets.add(s))
     }
@@ -808,7 +833,7 @@ impl NetStack {
     /// Opens a TCP listener on an interface (one connection per listener).
     pub fn tcp_listen(&mut self, ifindex: u32, port: u16) -> Result<SocketHandle, ProtoError> {
         let ifc = self.iface_mut(ifindex)?;
-        let mut s = services::tcp_socket();
+        let mut s = services::tcp_socket(ifc.tcp_rx);
         s.listen(port)?;
         Ok(ifc.sockets.add(s))
     }

@@ -55,8 +55,9 @@ pub fn plan(nics: &[&Model]) -> Result<(String, String, &'static str), String> {
 
 /// The guest command: `a` on the e1000 at `wm`, `b` from `b_spec` (`b_if`).
 pub fn script(wm: &str, b_spec: &str, b_if: &str) -> String {
-    // The legacy NE2000 is a 10 Mbit/s card moving every byte by port I/O
-    // (a VFIO access each, under TCG): give its 8 MiB more time.
+    // tcpcheck's --timeout is how long without progress fails. The legacy
+    // NE2000 moves every byte by port I/O (a VFIO access per 4 bytes, under
+    // TCG): 2-3 Mbit/s, slower still on a loaded machine; give it room.
     let tcp_timeout = if b_spec.starts_with("legacy:") {
         180
     } else {
@@ -81,7 +82,7 @@ pub fn script(wm: &str, b_spec: &str, b_if: &str) -> String {
          \x20 pktkit ping --instance b -c 3 10.9.0.1; rc=$?; echo \"{MARK_CROSS}ping-b $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 pktkit tcpcheck --instance a 10.9.0.2:7 --bytes {TCP_BYTES} --timeout {tcp_timeout}; rc=$?; echo \"{MARK_CROSS}tcp $rc\"; [ $rc = 0 ] || status=1\n\
          \x20 if [ $rc != 0 ]; then for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) wchan: $(cat $t/wchan) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; sleep 1; for p in $pa $pb; do for t in /proc/$p/task/*; do echo \"thread again $p $(cat $t/comm) stat: $(cut -d' ' -f3,14,15 $t/stat) syscall: $(cut -d' ' -f1-3 $t/syscall)\"; done; done; for c in 'nicinfo --instance a wm0' 'nicinfo --instance b {b_if}' 'sysctl --instance a' 'sysctl --instance b' 'netstat --instance a' 'netstat --instance b'; do echo \"== $c\"; timeout 5 pktkit $c; done; echo '== a.log'; cat /tmp/a.log; echo '== b.log'; cat /tmp/b.log; fi\n\
-         \x20 pktkit netstat -i --instance a; pktkit netstat -i --instance b\n\
+         \x20 pktkit netstat -i --instance a; pktkit netstat -i --instance b; pktkit nicinfo --instance b {b_if}\n\
          else\n\
          \x20 status=1\n\
          fi\n\

@@ -42,7 +42,7 @@ pub struct Run {
     /// `--mac`, the DUT's QEMU `mac=`.
     pub mac: Option<String>,
     /// Whether the suite gets `--link-cmd` (the QEMU model follows
-    /// `set_link`; see [`models_link`]).
+    /// `set_link`; see [`no_link_model`]).
     pub link: bool,
 }
 
@@ -59,15 +59,28 @@ fn driver_for(model: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether QEMU's model of `model` shows a `set_link` change to its driver.
+/// Why QEMU's model of `model` shows no `set_link` change to its driver,
+/// or `None` when it does (the suite then gets `--link-cmd`).
+///
 /// QEMU's eepro100 (i82557b/i82559/i82559er) registers no
 /// `link_status_changed` callback and its PHY always reports link up (QEMU
 /// 7.2 hw/net/eepro100.c): no driver, Linux's e100 included, can see the
-/// carrier drop, so `link_change` is skipped for it rather than failed.
-/// The same holds for ne2k_pci: QEMU's ne2000 registers no
-/// `link_status_changed` either, and the DP8390 has no link status at all.
-fn models_link(model: &str) -> bool {
-    !matches!(model, "i82559er" | "i82559" | "i82557b" | "ne2k_pci")
+/// carrier drop. QEMU's ne2000 (hw/net/ne2000.c) registers no
+/// `link_status_changed` either and has no link state at all (the DP8390
+/// has no link status register; the RTL8029's CONFIG registers read as
+/// constants). `link_change` is skipped for these rather than failed.
+fn no_link_model(model: &str) -> Option<&'static str> {
+    match model {
+        "i82559er" | "i82559" | "i82557b" => Some(
+            "QEMU's eepro100 has no link model (no link_status_changed; its PHY always \
+             reports link up): link_change is skipped",
+        ),
+        "ne2k_pci" => Some(
+            "QEMU's ne2000 has no link model (no link_status_changed, and the DP8390 has \
+             no link status to read): link_change is skipped",
+        ),
+        _ => None,
+    }
 }
 
 /// Ported NetBSD drivers (compat-bsd): checked against a native peer.
@@ -137,13 +150,10 @@ pub fn plan(nics: &[&Model]) -> (Vec<Run>, Vec<String>) {
                 nic_bdf(p)
             ),
             mac: Some(nic_mac(i)),
-            link: models_link(m.name),
+            link: no_link_model(m.name).is_none(),
         });
-        if !models_link(m.name) {
-            notes.push(format!(
-                "{}: QEMU's model never reports a link change: link_change is skipped",
-                m.name
-            ));
+        if let Some(why) = no_link_model(m.name) {
+            notes.push(format!("{}: {why}", m.name));
         }
     }
     // Ported drivers loaded from a .so, on the NIC of their built-in twin.
@@ -312,7 +322,12 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
         };
         for c in json["checks"].as_array().into_iter().flatten() {
             let result = c["result"].as_str().unwrap_or("?");
-            let mut ev = c["evidence"].as_str().unwrap_or("").to_owned();
+            let name = c["name"].as_str().unwrap_or("?");
+            // The suite only knows it got no link command; say why.
+            let mut ev = match no_link_model(&r.label) {
+                Some(why) if name == "link_change" && result == "skip" => why.to_owned(),
+                _ => c["evidence"].as_str().unwrap_or("").to_owned(),
+            };
             if ev.len() > 150 {
                 let cut = (0..=150)
                     .rev()
@@ -324,7 +339,7 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
             println!(
                 "{:<8} {:<16} {:<6} {ev}",
                 r.label,
-                c["name"].as_str().unwrap_or("?"),
+                name,
                 result.to_uppercase()
             );
             if result == "fail" {
@@ -399,6 +414,14 @@ mod tests {
             .expect("ne2k_pci run");
         assert_eq!(r.dut, "legacy:/lib/pktkit/devn-ne2000.so,pci=0000:00:02.0");
         assert_eq!(r.peer, "e1000,pci=0000:00:03.0");
+        // No link model in QEMU's ne2000: no link command, and a note why.
+        assert!(!r.link);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("ne2k_pci: QEMU's ne2000 has no link model")),
+            "{notes:?}"
+        );
         let s = script(&runs, "");
         assert!(
             s.contains("if [ -f /lib/pktkit/devn-ne2000.so ]; then"),
@@ -433,7 +456,7 @@ mod tests {
         assert!(!r.link);
         assert!(notes
             .iter()
-            .any(|n| n.starts_with("i82559er: QEMU's model")));
+            .any(|n| n.starts_with("i82559er: QEMU's eepro100 has no link model")));
         let s = script(&runs, "");
         let line = s
             .lines()
