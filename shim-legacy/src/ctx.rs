@@ -21,6 +21,13 @@
 //!   copy, up to [`FRAGS`] mbufs); `lp_done` gives the chain back to the
 //!   pool (in bulk, at the end of the burst).
 //!
+//! ABI 1.1's burst services (`ls_pkt_alloc_burst`, `ls_pkt_free_burst`,
+//! `ls_rx_burst`, `ls_tx_done_burst`) apply the same rules to many packets
+//! in one call: one check of the caller, one bulk pool allocation, the
+//! counters added once. A slot is laid out so that the packet path touches
+//! its first two cache lines only (packet, mbuf, state, buffer, first
+//! fragment).
+//!
 //! # Which calls are trusted
 //!
 //! The shim records the device it is calling into in a thread-local
@@ -61,6 +68,8 @@ pub const MAX_FRAME: usize = 9216;
 pub const RX_RING: usize = 1024;
 /// Mbufs kept at hand for `ls_pkt_alloc`, refilled in bulk.
 const STASH: usize = 64;
+/// Most packets one burst service call handles (more are refused or left).
+pub const BURST: usize = 256;
 /// Completed transmits whose mbufs are freed together.
 const PENDING: usize = 64;
 /// Most PCI functions, DMA blocks and timers one device may hold.
@@ -72,6 +81,7 @@ const TAG_TIMER: u64 = 2 << 32;
 
 /// What a slot is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum SlotState {
     /// On the free list.
     Free,
@@ -82,17 +92,43 @@ pub enum SlotState {
 }
 
 /// One legacy packet and its storage. `pkt` is first, so a packet pointer
-/// is a slot pointer.
-#[repr(C)]
+/// is a slot pointer. 512 bytes, cache-line aligned: the packet and the
+/// mbuf fill the first line, the state, the buffer and the first fragment
+/// the second; the other fragments (chains, bare packets) follow.
+#[repr(C, align(64))]
 pub struct Slot {
     pkt: sys::pktkit_lg_packet,
-    buf: sys::pktkit_lg_buf,
-    frags: [sys::pktkit_lg_frag; FRAGS],
     /// The mbuf (chain) lent with the packet, or null.
     mbuf: *mut mbuf,
     state: SlotState,
     /// Bumped on every release, to see a completion inside a call.
     generation: u32,
+    buf: sys::pktkit_lg_buf,
+    frags: [sys::pktkit_lg_frag; FRAGS],
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            pkt: sys::pktkit_lg_packet::default(),
+            mbuf: ptr::null_mut(),
+            state: SlotState::Free,
+            generation: 0,
+            buf: sys::pktkit_lg_buf::default(),
+            frags: [sys::pktkit_lg_frag::default(); FRAGS],
+        }
+    }
+
+    /// Points the packet at the slot's own buffer and the buffer at the
+    /// slot's fragments, `nfrags` of them in use.
+    fn link(&mut self, nfrags: u32) {
+        self.buf = sys::pktkit_lg_buf {
+            lb_next: ptr::null_mut(),
+            lb_frags: self.frags.as_mut_ptr(),
+            lb_nfrags: nfrags,
+            lb_reserved: 0,
+        };
+    }
 }
 
 /// The shim's counters for one device (nicinfo shows them).
@@ -132,6 +168,14 @@ pub struct ShimCounters {
     pub io_errors: u64,
     /// Interrupts delivered to the driver's handler.
     pub interrupts: u64,
+    /// Per-packet receive up-calls (`ls_rx`).
+    pub rx_upcalls: u64,
+    /// Burst receive up-calls (`ls_rx_burst`, ABI 1.1).
+    pub rx_burst_upcalls: u64,
+    /// Per-packet transmit calls into the driver (`lf_transmit`).
+    pub tx_calls: u64,
+    /// Burst transmit calls into the driver (`lf_transmit_burst`, ABI 1.1).
+    pub tx_burst_calls: u64,
 }
 
 struct Intr {
@@ -155,6 +199,8 @@ pub struct State {
     free: Vec<u32>,
     stash: [*mut mbuf; STASH],
     stash_len: usize,
+    /// Where `ls_pkt_alloc_burst` allocates before lending.
+    burst: [*mut mbuf; BURST],
     ring: Box<[*mut mbuf]>,
     ring_head: usize,
     ring_len: usize,
@@ -167,7 +213,7 @@ pub struct State {
     /// fd (interrupts, timers) and `rx_wake`.
     rx_epoll: OwnedFd,
     rx_armed: bool,
-    /// Transmits lent and not completed.
+    /// Transmit slots lent (from `tx_prepare` to their release).
     pub(crate) tx_lent: u32,
     pub(crate) link_changed: bool,
     /// What the shim counted.
@@ -268,16 +314,7 @@ impl StackCtx {
         options: &BTreeMap<String, String>,
         pci_opener: Option<Arc<dyn PciOpener>>,
     ) -> std::io::Result<Box<StackCtx>> {
-        let table: Box<[Slot]> = (0..slots)
-            .map(|_| Slot {
-                pkt: sys::pktkit_lg_packet::default(),
-                buf: sys::pktkit_lg_buf::default(),
-                frags: [sys::pktkit_lg_frag::default(); FRAGS],
-                mbuf: ptr::null_mut(),
-                state: SlotState::Free,
-                generation: 0,
-            })
-            .collect();
+        let table: Box<[Slot]> = (0..slots).map(|_| Slot::new()).collect();
         let options = options
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), CString::new(v.as_str()).ok()?)))
@@ -308,6 +345,7 @@ impl StackCtx {
                 free: (0..slots as u32).rev().collect(),
                 stash: [ptr::null_mut(); STASH],
                 stash_len: 0,
+                burst: [ptr::null_mut(); BURST],
                 ring: vec![ptr::null_mut(); RX_RING].into_boxed_slice(),
                 ring_head: 0,
                 ring_len: 0,
@@ -386,6 +424,9 @@ impl State {
     /// Returns a slot to the free list (its mbuf already dealt with).
     fn release(&mut self, i: usize) {
         let s = &mut self.slots[i];
+        if s.state == SlotState::Tx {
+            self.tx_lent -= 1;
+        }
         s.state = SlotState::Free;
         s.mbuf = ptr::null_mut();
         s.generation = s.generation.wrapping_add(1);
@@ -444,6 +485,40 @@ impl State {
             self.counters.pkt_alloc_failures += 1;
             return ptr::null_mut();
         };
+        self.lend_rx(i, m, size)
+    }
+
+    /// `ls_pkt_alloc_burst`: up to `out.len()` packets as [`State::pkt_alloc`]
+    /// makes them, the mbufs taken from the pool in one bulk call. Returns
+    /// how many were written to `out`; a short burst counts one failure.
+    fn pkt_alloc_burst(&mut self, size: u32, out: &mut [*mut sys::pktkit_lg_packet]) -> usize {
+        let want = out.len().min(BURST);
+        if size as usize > DATAROOM {
+            self.counters.pkt_alloc_failures += 1;
+            return 0;
+        }
+        let n = want.min(self.free.len());
+        let got = if size == 0 {
+            self.burst[..n].fill(ptr::null_mut());
+            n
+        } else {
+            self.pool.alloc_raw_bulk(self.owner, &mut self.burst[..n])
+        };
+        for (k, slot) in out[..got].iter_mut().enumerate() {
+            let m = self.burst[k];
+            // `got` <= free slots: take_slot cannot fail here.
+            let Some(i) = self.take_slot() else { break };
+            *slot = self.lend_rx(i, m, size);
+        }
+        if got < out.len() {
+            self.counters.pkt_alloc_failures += 1;
+        }
+        got
+    }
+
+    /// Lends slot `i` for receive: bare (`m` null), or with `m`'s data room
+    /// as its one fragment of `size` bytes. Returns the packet.
+    fn lend_rx(&mut self, i: usize, m: *mut mbuf, size: u32) -> *mut sys::pktkit_lg_packet {
         let s = &mut self.slots[i];
         let nfrags = if m.is_null() {
             0
@@ -464,12 +539,7 @@ impl State {
             };
             1
         };
-        s.buf = sys::pktkit_lg_buf {
-            lb_next: ptr::null_mut(),
-            lb_frags: s.frags.as_mut_ptr(),
-            lb_nfrags: nfrags,
-            lb_reserved: 0,
-        };
+        s.link(nfrags);
         s.pkt = sys::pktkit_lg_packet {
             lp_len: 0,
             lp_flags: 0,
@@ -498,6 +568,28 @@ impl State {
                 self.release(i);
             }
             _ => self.counters.bad_packets += 1,
+        }
+    }
+
+    /// `ls_pkt_free_burst`.
+    fn pkt_free_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
+        for &p in pkts {
+            self.pkt_free(p);
+        }
+    }
+
+    /// `ls_rx_burst`: [`State::rx`] of each, in order.
+    fn rx_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
+        self.counters.rx_burst_upcalls += 1;
+        for &p in pkts {
+            self.rx(p);
+        }
+    }
+
+    /// `ls_tx_done_burst`: [`State::tx_complete`] of each.
+    fn tx_complete_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet], status: i32) {
+        for &p in pkts {
+            self.tx_complete(p, status);
         }
     }
 
@@ -752,12 +844,7 @@ impl State {
             n += 1;
             cur = h.mh_next;
         }
-        s.buf = sys::pktkit_lg_buf {
-            lb_next: ptr::null_mut(),
-            lb_frags: s.frags.as_mut_ptr(),
-            lb_nfrags: n as u32,
-            lb_reserved: 0,
-        };
+        s.link(n as u32);
         s.pkt = sys::pktkit_lg_packet {
             lp_len: total as u32,
             lp_flags: 0,
@@ -769,6 +856,10 @@ impl State {
         };
         s.mbuf = m;
         s.state = SlotState::Tx;
+        // Counted as lent now; tx_untake and tx_failed take it back.
+        self.tx_lent += 1;
+        self.counters.tx_zero_copy += 1;
+        self.counters.tx_bytes += total;
         Some(Ok(i))
     }
 
@@ -783,29 +874,81 @@ impl State {
         self.slots[i].generation != generation
     }
 
-    /// The frame length of slot `i`.
-    pub fn slot_len(&self, i: usize) -> u32 {
-        self.slots[i].pkt.lp_len
-    }
-
-    /// Slot `i`'s transmit was taken by the driver.
-    pub fn tx_taken(&mut self, i: usize) {
-        self.tx_lent += 1;
-        self.counters.tx_zero_copy += 1;
-        self.counters.tx_bytes += self.slots[i].pkt.lp_len as u64;
+    /// Releases prepared transmits that were never offered to the driver.
+    pub fn tx_release(&mut self, slots: &[usize]) {
+        for &i in slots {
+            self.tx_untake(i);
+        }
     }
 
     /// Slot `i`'s transmit was not taken: the packet stays the caller's.
-    pub fn tx_untake(&mut self, i: usize) {
+    fn tx_untake(&mut self, i: usize) {
+        self.tx_unlend(i);
         self.release(i);
     }
 
     /// Slot `i`'s transmit failed before it was taken: frees the packet.
-    pub fn tx_failed(&mut self, i: usize) {
+    fn tx_failed(&mut self, i: usize) {
+        self.tx_unlend(i);
         let m = self.slots[i].mbuf;
         self.free_later(m);
         self.release(i);
         self.counters.tx_errors += 1;
+    }
+
+    /// Takes back what `tx_prepare` counted for slot `i`.
+    fn tx_unlend(&mut self, i: usize) {
+        // The driver may have rewritten lp_len of a packet it did not take.
+        let len = self.slots[i].pkt.lp_len as u64;
+        self.counters.tx_zero_copy = self.counters.tx_zero_copy.saturating_sub(1);
+        self.counters.tx_bytes = self.counters.tx_bytes.saturating_sub(len);
+    }
+
+    /// After `lf_transmit` returned `rc` for slot `i` (lent at
+    /// `generation`): whether the driver took the packet. Not taken: the
+    /// slot is released and the packet stays the caller's.
+    pub fn tx_settle_one(&mut self, i: usize, generation: u32, rc: i32) -> bool {
+        self.counters.tx_calls += 1;
+        if self.slot_completed(i, generation) || rc == 0 {
+            // lp_done may already have run (and freed the packet).
+            true
+        } else if rc == sys::PKTKIT_LG_EBUSY {
+            self.tx_untake(i);
+            false
+        } else {
+            self.tx_failed(i);
+            true
+        }
+    }
+
+    /// After `lf_transmit_burst` returned `rc` for the packets of `slots`
+    /// (lent at `generations`): how many of them the driver took, a prefix
+    /// of them. The others are released and stay the caller's. A driver
+    /// that completed a packet beyond the count it returned took that far
+    /// (counted in `bad_packets`); a failing burst (negative, not EBUSY) is
+    /// freed whole and counted in `tx_errors`.
+    pub fn tx_settle_burst(&mut self, slots: &[usize], generations: &[u32], rc: i32) -> usize {
+        self.counters.tx_burst_calls += 1;
+        let k = slots.len();
+        let lent = |st: &State, j: usize| !st.slot_completed(slots[j], generations[j]);
+        if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
+            for j in 0..k {
+                if lent(self, j) {
+                    self.tx_failed(slots[j]);
+                }
+            }
+            return k;
+        }
+        let said = usize::try_from(rc).unwrap_or(0);
+        let completed_to = (0..k).rev().find(|&j| !lent(self, j)).map_or(0, |j| j + 1);
+        if said > k || completed_to > said {
+            self.counters.bad_packets += 1;
+        }
+        let taken = said.min(k).max(completed_to);
+        for &i in &slots[taken..] {
+            self.tx_untake(i);
+        }
+        taken
     }
 
     /// Completion of a lent transmit (the `lp_done` of every tx packet).
@@ -821,7 +964,6 @@ impl State {
         let m = self.slots[i].mbuf;
         self.free_later(m);
         self.release(i);
-        self.tx_lent = self.tx_lent.saturating_sub(1);
         if status < 0 {
             self.counters.tx_errors += 1;
         } else {
@@ -843,7 +985,6 @@ impl State {
             }
         }
         self.counters.reclaimed += kept;
-        self.tx_lent = 0;
         while self.ring_len > 0 {
             let m = self.ring[self.ring_head];
             self.ring_head = (self.ring_head + 1) % RX_RING;
@@ -960,6 +1101,10 @@ pub static SERVICES: sys::pktkit_lg_services = sys::pktkit_lg_services {
     ls_timer_arm: Some(svc_timer_arm),
     ls_timer_destroy: Some(svc_timer_destroy),
     ls_delay_us: Some(svc_delay_us),
+    ls_pkt_alloc_burst: Some(svc_pkt_alloc_burst),
+    ls_pkt_free_burst: Some(svc_pkt_free_burst),
+    ls_rx_burst: Some(svc_rx_burst),
+    ls_tx_done_burst: Some(svc_tx_done_burst),
 };
 
 type Stack = *mut sys::pktkit_lg_stack;
@@ -983,7 +1128,75 @@ unsafe extern "C" fn svc_pkt_free(stack: Stack, pkt: *mut sys::pktkit_lg_packet)
 unsafe extern "C" fn svc_rx(stack: Stack, pkt: *mut sys::pktkit_lg_packet) {
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
+        st.counters.rx_upcalls += 1;
         st.rx(pkt);
+    }
+}
+
+/// The driver's array of `n` packet pointers (empty for NULL).
+///
+/// # Safety
+/// `pkts` must be NULL or point at `n` packet pointers that stay put for
+/// the length of the service call.
+unsafe fn packets<'a>(
+    pkts: *const *mut sys::pktkit_lg_packet,
+    n: u32,
+) -> &'a [*mut sys::pktkit_lg_packet] {
+    if pkts.is_null() {
+        return &[];
+    }
+    // SAFETY: per the contract above.
+    unsafe { std::slice::from_raw_parts(pkts, n as usize) }
+}
+
+unsafe extern "C" fn svc_pkt_alloc_burst(
+    stack: Stack,
+    size: u32,
+    pkts: *mut *mut sys::pktkit_lg_packet,
+    n: u32,
+) -> u32 {
+    // SAFETY: called by the driver; see current().
+    let Some(st) = (unsafe { current(stack) }) else {
+        return 0;
+    };
+    if pkts.is_null() {
+        return 0;
+    }
+    // SAFETY: the driver's array has room for n packet pointers.
+    let out = unsafe { std::slice::from_raw_parts_mut(pkts, (n as usize).min(BURST)) };
+    st.pkt_alloc_burst(size, out) as u32
+}
+
+unsafe extern "C" fn svc_pkt_free_burst(
+    stack: Stack,
+    pkts: *const *mut sys::pktkit_lg_packet,
+    n: u32,
+) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n packets.
+        st.pkt_free_burst(unsafe { packets(pkts, n) });
+    }
+}
+
+unsafe extern "C" fn svc_rx_burst(stack: Stack, pkts: *const *mut sys::pktkit_lg_packet, n: u32) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n packets.
+        st.rx_burst(unsafe { packets(pkts, n) });
+    }
+}
+
+unsafe extern "C" fn svc_tx_done_burst(
+    stack: Stack,
+    pkts: *const *mut sys::pktkit_lg_packet,
+    n: u32,
+    status: libc::c_int,
+) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n packets.
+        st.tx_complete_burst(unsafe { packets(pkts, n) }, status);
     }
 }
 
@@ -1520,7 +1733,7 @@ mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
-    /// Pins the v1 layout as drivers compiled against it see it.
+    /// Pins the 1.0 layout as drivers compiled against it see it.
     #[test]
     fn abi_v1_layout_is_pinned() {
         assert_eq!(size_of::<sys::pktkit_lg_frag>(), 24);
@@ -1533,8 +1746,33 @@ mod tests {
         assert_eq!(offset_of!(sys::pktkit_lg_entry, le_shutdown), 48);
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc), 8);
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_delay_us), 184);
-        assert_eq!(size_of::<sys::pktkit_lg_services>(), 192);
-        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 40);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_poll), 32);
+        // 1.0's services table and function table end here (1.1 appends).
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc_burst), 192);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
+    }
+
+    /// Pins what 1.1 appended: after every 1.0 member, so a 1.0 driver's
+    /// view is unchanged.
+    #[test]
+    fn abi_v1_1_appends_only() {
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc_burst), 192);
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_tx_done_burst), 216);
+        assert_eq!(size_of::<sys::pktkit_lg_services>(), 224);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
+        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 48);
+        assert_eq!(SERVICES.ls_size, 224);
+        assert_eq!(SERVICES.ls_abi_minor, 1);
+    }
+
+    /// The packet path touches a slot's first two cache lines only.
+    #[test]
+    fn slot_layout_is_pinned() {
         assert_eq!(offset_of!(Slot, pkt), 0);
+        assert_eq!(offset_of!(Slot, mbuf), 56);
+        assert_eq!(offset_of!(Slot, state), 64);
+        assert_eq!(offset_of!(Slot, buf), 72);
+        assert_eq!(offset_of!(Slot, frags), 96);
+        assert_eq!(size_of::<Slot>(), 512);
     }
 }
