@@ -79,6 +79,17 @@ const MAX_TIMERS: usize = 32;
 const TAG_INTR: u64 = 1 << 32;
 const TAG_TIMER: u64 = 2 << 32;
 
+/// Why [`State::tx_prepare_burst`] stopped before the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrepStop {
+    /// It did not: the burst is full or the packets are all prepared.
+    No,
+    /// The next packet is a chain longer than a slot's fragment list.
+    Unsendable,
+    /// No slot is free.
+    NoSlot,
+}
+
 /// What a slot is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -101,8 +112,6 @@ pub struct Slot {
     /// The mbuf (chain) lent with the packet, or null.
     mbuf: *mut mbuf,
     state: SlotState,
-    /// Bumped on every release, to see a completion inside a call.
-    generation: u32,
     buf: sys::pktkit_lg_buf,
     frags: [sys::pktkit_lg_frag; FRAGS],
 }
@@ -113,7 +122,6 @@ impl Slot {
             pkt: sys::pktkit_lg_packet::default(),
             mbuf: ptr::null_mut(),
             state: SlotState::Free,
-            generation: 0,
             buf: sys::pktkit_lg_buf::default(),
             frags: [sys::pktkit_lg_frag::default(); FRAGS],
         }
@@ -429,7 +437,6 @@ impl State {
         }
         s.state = SlotState::Free;
         s.mbuf = ptr::null_mut();
-        s.generation = s.generation.wrapping_add(1);
         // Capacity is the table size: this never reallocates.
         self.free.push(i as u32);
     }
@@ -518,6 +525,7 @@ impl State {
 
     /// Lends slot `i` for receive: bare (`m` null), or with `m`'s data room
     /// as its one fragment of `size` bytes. Returns the packet.
+    #[inline(always)]
     fn lend_rx(&mut self, i: usize, m: *mut mbuf, size: u32) -> *mut sys::pktkit_lg_packet {
         let s = &mut self.slots[i];
         let nfrags = if m.is_null() {
@@ -578,12 +586,23 @@ impl State {
         }
     }
 
-    /// `ls_rx_burst`: [`State::rx`] of each, in order.
+    /// `ls_rx_burst`: [`State::rx`] of each, in order, the zero-copy ones
+    /// counted once for the burst.
     fn rx_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
         self.counters.rx_burst_upcalls += 1;
+        let (mut frames, mut bytes) = (0u64, 0u64);
         for &p in pkts {
-            self.rx(p);
+            match self.rx_zero_copy(p) {
+                Some((m, len)) => {
+                    frames += 1;
+                    bytes += len as u64;
+                    self.deliver_raw(m);
+                }
+                None => self.rx_slow(p),
+            }
         }
+        self.counters.rx_zero_copy += frames;
+        self.counters.rx_bytes += bytes;
     }
 
     /// `ls_tx_done_burst`: [`State::tx_complete`] of each.
@@ -593,8 +612,69 @@ impl State {
         }
     }
 
-    /// The receive up-call: turns the packet into an mbuf and queues it.
+    /// The receive up-call (`ls_rx`): turns the packet into an mbuf and
+    /// queues it.
     fn rx(&mut self, pkt: *mut sys::pktkit_lg_packet) {
+        match self.rx_zero_copy(pkt) {
+            Some((m, len)) => {
+                self.counters.rx_zero_copy += 1;
+                self.counters.rx_bytes += len as u64;
+                self.deliver_raw(m);
+            }
+            None => self.rx_slow(pkt),
+        }
+    }
+
+    /// The fast path of receive: a packet of ours lent for receive that
+    /// came back still as the one fragment at its mbuf's data (the only
+    /// shape the driver may leave for zero copy). Its mbuf gets the length
+    /// and flags, the slot is released, and the mbuf (the caller's now)
+    /// and the length are returned; any other packet is left alone.
+    #[inline(always)]
+    fn rx_zero_copy(&mut self, pkt: *mut sys::pktkit_lg_packet) -> Option<(*mut mbuf, usize)> {
+        let i = self.slot_of(pkt)?;
+        let s = &mut self.slots[i];
+        let m = s.mbuf;
+        let len = s.pkt.lp_len as usize;
+        let shape = s.state == SlotState::Rx
+            && !m.is_null()
+            && s.pkt.lp_bufs == ptr::addr_of_mut!(s.buf)
+            && s.buf.lb_next.is_null()
+            && s.buf.lb_nfrags == 1
+            && s.buf.lb_frags == s.frags.as_mut_ptr()
+            && s.frags[0].lf_len as usize == len
+            && len > 0
+            // A fresh pool buffer has DATAROOM bytes from its data on.
+            && len <= DATAROOM
+            // SAFETY: m is the live buffer this slot lent.
+            && s.frags[0].lf_ptr == unsafe { (*m).m_hdr.mh_data }.cast();
+        if !shape {
+            return None;
+        }
+        let flags = s.pkt.lp_flags;
+        let mut mflags = 0;
+        if flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
+            mflags |= M_BCAST;
+        }
+        if flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
+            mflags |= M_MCAST;
+        }
+        // SAFETY: the slot owns m, a fresh unchained buffer with DATAROOM
+        // bytes of room (checked above); ownership moves to the caller.
+        unsafe {
+            (*m).m_hdr.mh_len = len as i32;
+            (*m).M_pkthdr.len = len as i32;
+            (*m).m_hdr.mh_flags |= mflags;
+        }
+        s.mbuf = ptr::null_mut();
+        self.release(i);
+        Some((m, len))
+    }
+
+    /// Receive of any packet [`State::rx_zero_copy`] did not take: copied,
+    /// or refused and counted.
+    #[cold]
+    fn rx_slow(&mut self, pkt: *mut sys::pktkit_lg_packet) {
         let Some(i) = self.slot_of(pkt) else {
             self.counters.bad_packets += 1;
             return;
@@ -616,8 +696,8 @@ impl State {
         self.deliver(m);
     }
 
-    /// The mbuf for slot `i`'s received packet: its own when the layout
-    /// allows, a copy otherwise; `None` for a malformed packet (counted).
+    /// The mbuf for slot `i`'s received packet, which is not in the
+    /// zero-copy shape: a copy; `None` for a malformed packet (counted).
     fn translate_rx(&mut self, i: usize) -> Option<Mbuf> {
         let s = &self.slots[i];
         let len = s.pkt.lp_len as usize;
@@ -632,27 +712,6 @@ impl State {
         }
         if flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
             mflags |= M_MCAST;
-        }
-        let own_buf = ptr::addr_of!(s.buf).cast_mut();
-        let zero_copy = !s.mbuf.is_null()
-            && s.pkt.lp_bufs == own_buf
-            && s.buf.lb_next.is_null()
-            && s.buf.lb_nfrags == 1
-            && s.buf.lb_frags == s.frags.as_ptr().cast_mut()
-            && s.frags[0].lf_len as usize == len
-            && len <= DATAROOM
-            // SAFETY: s.mbuf is the live buffer this slot lent.
-            && s.frags[0].lf_ptr == unsafe { (*s.mbuf).m_hdr.mh_data }.cast();
-        if zero_copy {
-            // SAFETY: the slot owned this fresh single buffer; ownership moves
-            // to the Mbuf (the caller releases the slot without freeing it).
-            let mut m = unsafe { Mbuf::from_raw(s.mbuf) };
-            self.slots[i].mbuf = ptr::null_mut();
-            m.set_len(len);
-            m.set_flags(mflags);
-            self.counters.rx_zero_copy += 1;
-            self.counters.rx_bytes += len as u64;
-            return Some(m);
         }
         let m = self.gather(i, len)?;
         let old = self.slots[i].mbuf;
@@ -747,22 +806,30 @@ impl State {
 
     /// Hands a received mbuf to the burst in progress or the queue.
     fn deliver(&mut self, m: Mbuf) {
-        if !self.rx_target.is_null() {
+        self.deliver_raw(m.into_raw());
+    }
+
+    /// [`State::deliver`] of a raw packet the caller owns.
+    #[inline(always)]
+    fn deliver_raw(&mut self, m: *mut mbuf) {
+        if !self.rx_target.is_null() && self.ring_len == 0 {
             // SAFETY: rx_target is set only for the length of an lf_poll
             // call, by rx_burst, which holds the batch borrowed mutably.
             let batch = unsafe { &mut *self.rx_target };
-            if batch.room() > 0 && self.ring_len == 0 {
-                let _ = batch.push(m);
+            if batch.room() > 0 {
+                // SAFETY: room checked; ownership of m moves to the batch.
+                unsafe { batch.push_raw(m) };
                 return;
             }
         }
         if self.ring_len == RX_RING {
             self.counters.rx_ring_drops += 1;
-            drop(m);
+            // SAFETY: we own m and nobody else references it.
+            drop(unsafe { Mbuf::from_raw(m) });
             return;
         }
         let at = (self.ring_head + self.ring_len) % RX_RING;
-        self.ring[at] = m.into_raw();
+        self.ring[at] = m;
         self.ring_len += 1;
         if self.rx_armed {
             self.rx_armed = false;
@@ -815,10 +882,11 @@ impl State {
         read_counter(self.rx_wake.as_raw_fd());
     }
 
-    /// Prepares slot for transmitting the packet at the front of `batch`.
-    /// Returns the slot, or `None` when no slot is free. Chains longer than
-    /// [`FRAGS`] are unsendable: `Err(())`, and the caller drops the packet.
+    /// Prepares a slot for transmitting `m`. Returns the slot, or `None`
+    /// when no slot is free. Chains longer than [`FRAGS`] are unsendable:
+    /// `Err(())`, and the caller drops the packet.
     #[allow(clippy::result_unit_err)]
+    #[inline(always)]
     pub fn tx_prepare(&mut self, m: *mut mbuf) -> Option<Result<usize, ()>> {
         let i = self.take_slot()?;
         let s = &mut self.slots[i];
@@ -863,21 +931,41 @@ impl State {
         Some(Ok(i))
     }
 
-    /// The packet pointer and generation of slot `i`.
-    pub fn slot_packet(&mut self, i: usize) -> (*mut sys::pktkit_lg_packet, u32) {
-        let s = &mut self.slots[i];
-        (&mut s.pkt, s.generation)
+    /// Prepares transmits for the packets of `raw`, front first, as many as
+    /// `pkts` holds: their legacy packets go to `pkts`, their slots to
+    /// `slots`. Returns how many, and why it stopped early.
+    pub fn tx_prepare_burst(
+        &mut self,
+        raw: &[*mut mbuf],
+        pkts: &mut [*mut sys::pktkit_lg_packet],
+        slots: &mut [u32],
+    ) -> (usize, PrepStop) {
+        let n = raw.len().min(pkts.len()).min(slots.len());
+        for k in 0..n {
+            match self.tx_prepare(raw[k]) {
+                Some(Ok(i)) => {
+                    pkts[k] = &mut self.slots[i].pkt;
+                    slots[k] = i as u32;
+                }
+                Some(Err(())) => return (k, PrepStop::Unsendable),
+                None => return (k, PrepStop::NoSlot),
+            }
+        }
+        (n, PrepStop::No)
     }
 
-    /// Whether slot `i` was released since `generation`.
-    pub fn slot_completed(&self, i: usize, generation: u32) -> bool {
-        self.slots[i].generation != generation
+    /// Whether the transmit lent in slot `i` was completed. Inside one call
+    /// into the driver a completed slot cannot be lent for transmit again
+    /// (only the shim prepares transmits, between calls), so a slot no
+    /// longer in the `Tx` state was completed.
+    fn tx_completed(&self, i: u32) -> bool {
+        self.slots[i as usize].state != SlotState::Tx
     }
 
     /// Releases prepared transmits that were never offered to the driver.
-    pub fn tx_release(&mut self, slots: &[usize]) {
+    pub fn tx_release(&mut self, slots: &[u32]) {
         for &i in slots {
-            self.tx_untake(i);
+            self.tx_untake(i as usize);
         }
     }
 
@@ -904,12 +992,13 @@ impl State {
         self.counters.tx_bytes = self.counters.tx_bytes.saturating_sub(len);
     }
 
-    /// After `lf_transmit` returned `rc` for slot `i` (lent at
-    /// `generation`): whether the driver took the packet. Not taken: the
-    /// slot is released and the packet stays the caller's.
-    pub fn tx_settle_one(&mut self, i: usize, generation: u32, rc: i32) -> bool {
+    /// After `lf_transmit` returned `rc` for slot `i`: whether the driver
+    /// took the packet. Not taken: the slot is released and the packet
+    /// stays the caller's.
+    pub fn tx_settle_one(&mut self, i: u32, rc: i32) -> bool {
         self.counters.tx_calls += 1;
-        if self.slot_completed(i, generation) || rc == 0 {
+        let i = i as usize;
+        if self.tx_completed(i as u32) || rc == 0 {
             // lp_done may already have run (and freed the packet).
             true
         } else if rc == sys::PKTKIT_LG_EBUSY {
@@ -921,37 +1010,38 @@ impl State {
         }
     }
 
-    /// After `lf_transmit_burst` returned `rc` for the packets of `slots`
-    /// (lent at `generations`): how many of them the driver took, a prefix
-    /// of them. The others are released and stay the caller's. A driver
-    /// that completed a packet beyond the count it returned took that far
-    /// (counted in `bad_packets`); a failing burst (negative, not EBUSY) is
-    /// freed whole and counted in `tx_errors`.
-    pub fn tx_settle_burst(&mut self, slots: &[usize], generations: &[u32], rc: i32) -> usize {
+    /// After `lf_transmit_burst` returned `rc` for the packets of `slots`:
+    /// how many of them the driver took, a prefix of them. The others are
+    /// released and stay the caller's. A driver that completed a packet
+    /// beyond the count it returned took that far (counted in
+    /// `bad_packets`); a failing burst (negative, not EBUSY) is freed whole
+    /// and counted in `tx_errors`.
+    pub fn tx_settle_burst(&mut self, slots: &[u32], rc: i32) -> usize {
         self.counters.tx_burst_calls += 1;
         let k = slots.len();
-        let lent = |st: &State, j: usize| !st.slot_completed(slots[j], generations[j]);
         if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
-            for j in 0..k {
-                if lent(self, j) {
-                    self.tx_failed(slots[j]);
+            for &i in slots {
+                if !self.tx_completed(i) {
+                    self.tx_failed(i as usize);
                 }
             }
             return k;
         }
         let said = usize::try_from(rc).unwrap_or(0);
-        let completed_to = (0..k).rev().find(|&j| !lent(self, j)).map_or(0, |j| j + 1);
+        let completed_to = slots
+            .iter()
+            .rposition(|&i| self.tx_completed(i))
+            .map_or(0, |j| j + 1);
         if said > k || completed_to > said {
             self.counters.bad_packets += 1;
         }
         let taken = said.min(k).max(completed_to);
-        for &i in &slots[taken..] {
-            self.tx_untake(i);
-        }
+        self.tx_release(&slots[taken..]);
         taken
     }
 
     /// Completion of a lent transmit (the `lp_done` of every tx packet).
+    #[inline(always)]
     fn tx_complete(&mut self, pkt: *mut sys::pktkit_lg_packet, status: i32) {
         let Some(i) = self.slot_of(pkt) else {
             self.counters.bad_packets += 1;

@@ -22,7 +22,7 @@ use pktkit_native::{
     PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
 };
 
-use crate::ctx::{CallGuard, Callout, ShimCounters, StackCtx, SERVICES};
+use crate::ctx::{CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
 use crate::loader::LegacyLibrary;
 use crate::serial::Serial;
 use crate::sys;
@@ -37,24 +37,6 @@ const WATCHDOG: Duration = Duration::from_secs(1);
 const WATCHDOG_STRIKES: u32 = 3;
 /// Most packets one `lf_transmit_burst` call gets.
 pub const TX_BURST: usize = 64;
-
-/// `lf_transmit_burst`'s type.
-type TransmitBurst = unsafe extern "C" fn(
-    *mut sys::pktkit_lg_dev,
-    *const *mut sys::pktkit_lg_packet,
-    u32,
-) -> libc::c_int;
-
-/// Why preparing a transmit burst stopped before the batch's end.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PrepStop {
-    /// It did not: the burst is full or the batch empty.
-    No,
-    /// The next packet is a chain longer than a slot's fragment list.
-    Unsendable,
-    /// No slot is free.
-    NoSlot,
-}
 
 struct Core {
     ctx: Box<StackCtx>,
@@ -133,28 +115,15 @@ impl Core {
             1
         };
         let mut pkts = [std::ptr::null_mut(); TX_BURST];
-        let mut slots = [0usize; TX_BURST];
-        let mut gens = [0u32; TX_BURST];
+        let mut slots = [0u32; TX_BURST];
         let mut taken = 0;
         while !batch.is_empty() {
             let raw = batch.as_raw();
             let (k, stop) = self.ctx.with(|st| {
-                let mut k = 0;
-                for &m in raw.iter().take(per_call) {
-                    match st.tx_prepare(m) {
-                        Some(Ok(i)) => {
-                            (pkts[k], gens[k]) = st.slot_packet(i);
-                            slots[k] = i;
-                            k += 1;
-                        }
-                        Some(Err(())) => return (k, PrepStop::Unsendable),
-                        None => return (k, PrepStop::NoSlot),
-                    }
-                }
-                (k, PrepStop::No)
+                st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call])
             });
             if k > 0 {
-                let sent = self.send(&pkts[..k], &slots[..k], &gens[..k]);
+                let sent = self.send(&pkts[..k], &slots[..k]);
                 batch.take_front_raw(sent);
                 taken += sent;
                 if sent < k {
@@ -182,32 +151,24 @@ impl Core {
         taken
     }
 
-    /// Lends the prepared packets `pkts` (slots `slots`, lent at `gens`)
-    /// and returns how many the driver took, a prefix; the rest are
-    /// released.
-    fn send(
-        &self,
-        pkts: &[*mut sys::pktkit_lg_packet],
-        slots: &[usize],
-        gens: &[u32],
-    ) -> usize {
+    /// Lends the prepared packets `pkts` (in `slots`) and returns how many
+    /// the driver took, a prefix; the rest are released.
+    fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
         let dev = self.dev;
         if let Some(burst) = self.funcs.lf_transmit_burst {
-            let burst: TransmitBurst = burst;
             // SAFETY: a 1.1 burst of packets whose fragments describe mbufs
             // the slots hold; the array outlives the call.
             let rc = self.call(|| unsafe { burst(dev, pkts.as_ptr(), pkts.len() as u32) });
-            return self
-                .ctx
-                .with(|st| st.tx_settle_burst(slots, gens, rc));
+            return self.ctx.with(|st| st.tx_settle_burst(slots, rc));
         }
         let Some(transmit) = self.funcs.lf_transmit else {
             return 0;
         };
         for (j, &pkt) in pkts.iter().enumerate() {
-            // SAFETY: v1 transmit of a packet whose fragments describe m.
+            // SAFETY: v1 transmit of a packet whose fragments describe an
+            // mbuf the slot holds.
             let rc = self.call(|| unsafe { transmit(dev, pkt) });
-            if !self.ctx.with(|st| st.tx_settle_one(slots[j], gens[j], rc)) {
+            if !self.ctx.with(|st| st.tx_settle_one(slots[j], rc)) {
                 self.ctx.with(|st| st.tx_release(&slots[j + 1..]));
                 return j;
             }
