@@ -709,7 +709,11 @@ mod tests {
         assert_eq!(r.copies_per_pkt, Some(0.0), "{r}");
         assert!(r.to_string().contains("copies/pkt 0.000000"), "{r}");
         let pool = test_pool("bench-legacy-copy");
-        let r = fwd(legacy(&pool, &[("rxmode", "copy")]), &FwdConfig::new(32, 0.1)).unwrap();
+        let r = fwd(
+            legacy(&pool, &[("rxmode", "copy")]),
+            &FwdConfig::new(32, 0.1),
+        )
+        .unwrap();
         assert_eq!(r.copies_per_pkt, Some(1.0), "{r}");
         assert_eq!(pool.available(), pool.capacity());
         // Native ports count no copies: nothing is reported.

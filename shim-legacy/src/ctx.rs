@@ -127,15 +127,46 @@ impl Slot {
         }
     }
 
-    /// Points the packet at the slot's own buffer and the buffer at the
-    /// slot's fragments, `nfrags` of them in use.
-    fn link(&mut self, nfrags: u32) {
+    /// Makes slot `i`'s packet a fresh one of `len` bytes in the slot's own
+    /// buffer with `nfrags` of its fragments (already written).
+    ///
+    /// The packet path is bound by stores, so what never changes (the packet
+    /// pointing at the slot's buffer, the buffer at its fragments, the
+    /// owner's words, `lp_done`) is written once and only checked here; a
+    /// driver that rewrote any of it (bare packets may point elsewhere) gets
+    /// it rewritten.
+    #[inline(always)]
+    fn lend(&mut self, i: usize, nfrags: u32, len: u32) {
+        let own_buf: *mut sys::pktkit_lg_buf = &mut self.buf;
+        if self.pkt.lp_bufs != own_buf
+            || self.buf.lb_frags != self.frags.as_mut_ptr()
+            || !self.buf.lb_next.is_null()
+            || self.pkt.lp_owner[0] != i as u64
+            || self.pkt.lp_done.is_none()
+        {
+            self.restore(i);
+        }
+        self.buf.lb_nfrags = nfrags;
+        self.pkt.lp_len = len;
+        self.pkt.lp_flags = 0;
+        self.pkt.lp_driver = ptr::null_mut();
+        self.pkt.lp_next = ptr::null_mut();
+    }
+
+    /// Writes the parts of slot `i` that [`Slot::lend`] keeps.
+    #[cold]
+    fn restore(&mut self, i: usize) {
         self.buf = sys::pktkit_lg_buf {
             lb_next: ptr::null_mut(),
             lb_frags: self.frags.as_mut_ptr(),
-            lb_nfrags: nfrags,
+            lb_nfrags: 0,
             lb_reserved: 0,
         };
+        self.pkt.lp_bufs = &mut self.buf;
+        // Every packet carries the completion; on a receive packet it is
+        // refused (the slot is not lent for transmit).
+        self.pkt.lp_done = Some(tx_done);
+        self.pkt.lp_owner = [i as u64, 0];
     }
 }
 
@@ -322,7 +353,11 @@ impl StackCtx {
         options: &BTreeMap<String, String>,
         pci_opener: Option<Arc<dyn PciOpener>>,
     ) -> std::io::Result<Box<StackCtx>> {
-        let table: Box<[Slot]> = (0..slots).map(|_| Slot::new()).collect();
+        let mut table: Box<[Slot]> = (0..slots).map(|_| Slot::new()).collect();
+        // In place: the packets point into their own slots.
+        for (i, s) in table.iter_mut().enumerate() {
+            s.restore(i);
+        }
         let options = options
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), CString::new(v.as_str()).ok()?)))
@@ -429,14 +464,15 @@ impl State {
         self.free.pop().map(|i| i as usize)
     }
 
-    /// Returns a slot to the free list (its mbuf already dealt with).
+    /// Returns a slot to the free list (its mbuf already dealt with; a
+    /// free slot's `mbuf` is never read).
+    #[inline(always)]
     fn release(&mut self, i: usize) {
         let s = &mut self.slots[i];
         if s.state == SlotState::Tx {
             self.tx_lent -= 1;
         }
         s.state = SlotState::Free;
-        s.mbuf = ptr::null_mut();
         // Capacity is the table size: this never reallocates.
         self.free.push(i as u32);
     }
@@ -547,16 +583,7 @@ impl State {
             };
             1
         };
-        s.link(nfrags);
-        s.pkt = sys::pktkit_lg_packet {
-            lp_len: 0,
-            lp_flags: 0,
-            lp_bufs: &mut s.buf,
-            lp_done: None,
-            lp_driver: ptr::null_mut(),
-            lp_next: ptr::null_mut(),
-            lp_owner: [i as u64, 0],
-        };
+        s.lend(i, nfrags, 0);
         s.mbuf = m;
         s.state = SlotState::Rx;
         &mut s.pkt
@@ -605,10 +632,16 @@ impl State {
         self.counters.rx_bytes += bytes;
     }
 
-    /// `ls_tx_done_burst`: [`State::tx_complete`] of each.
+    /// `ls_tx_done_burst`: [`State::tx_complete`] of each, counted once.
     fn tx_complete_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet], status: i32) {
+        let mut done = 0;
         for &p in pkts {
-            self.tx_complete(p, status);
+            done += u64::from(self.tx_complete_one(p));
+        }
+        if status < 0 {
+            self.counters.tx_errors += done;
+        } else {
+            self.counters.tx_done += done;
         }
     }
 
@@ -666,7 +699,6 @@ impl State {
             (*m).M_pkthdr.len = len as i32;
             (*m).m_hdr.mh_flags |= mflags;
         }
-        s.mbuf = ptr::null_mut();
         self.release(i);
         Some((m, len))
     }
@@ -882,12 +914,12 @@ impl State {
         read_counter(self.rx_wake.as_raw_fd());
     }
 
-    /// Prepares a slot for transmitting `m`. Returns the slot, or `None`
-    /// when no slot is free. Chains longer than [`FRAGS`] are unsendable:
-    /// `Err(())`, and the caller drops the packet.
-    #[allow(clippy::result_unit_err)]
+    /// Prepares a slot for transmitting `m`. Returns the slot and the
+    /// frame's length, or `None` when no slot is free. Chains longer than
+    /// [`FRAGS`] are unsendable: `Err(())`, and the caller drops the packet.
+    /// The caller counts the transmit as lent.
     #[inline(always)]
-    pub fn tx_prepare(&mut self, m: *mut mbuf) -> Option<Result<usize, ()>> {
+    fn tx_prepare(&mut self, m: *mut mbuf) -> Option<Result<(usize, u64), ()>> {
         let i = self.take_slot()?;
         let s = &mut self.slots[i];
         let mut cur = m;
@@ -912,23 +944,10 @@ impl State {
             n += 1;
             cur = h.mh_next;
         }
-        s.link(n as u32);
-        s.pkt = sys::pktkit_lg_packet {
-            lp_len: total as u32,
-            lp_flags: 0,
-            lp_bufs: &mut s.buf,
-            lp_done: Some(tx_done),
-            lp_driver: ptr::null_mut(),
-            lp_next: ptr::null_mut(),
-            lp_owner: [i as u64, 0],
-        };
+        s.lend(i, n as u32, total as u32);
         s.mbuf = m;
         s.state = SlotState::Tx;
-        // Counted as lent now; tx_untake and tx_failed take it back.
-        self.tx_lent += 1;
-        self.counters.tx_zero_copy += 1;
-        self.counters.tx_bytes += total;
-        Some(Ok(i))
+        Some(Ok((i, total)))
     }
 
     /// Prepares transmits for the packets of `raw`, front first, as many as
@@ -941,17 +960,30 @@ impl State {
         slots: &mut [u32],
     ) -> (usize, PrepStop) {
         let n = raw.len().min(pkts.len()).min(slots.len());
+        let mut bytes = 0;
+        let mut stop = (n, PrepStop::No);
         for k in 0..n {
             match self.tx_prepare(raw[k]) {
-                Some(Ok(i)) => {
+                Some(Ok((i, len))) => {
                     pkts[k] = &mut self.slots[i].pkt;
                     slots[k] = i as u32;
+                    bytes += len;
                 }
-                Some(Err(())) => return (k, PrepStop::Unsendable),
-                None => return (k, PrepStop::NoSlot),
+                Some(Err(())) => {
+                    stop = (k, PrepStop::Unsendable);
+                    break;
+                }
+                None => {
+                    stop = (k, PrepStop::NoSlot);
+                    break;
+                }
             }
         }
-        (n, PrepStop::No)
+        // Counted as lent now; tx_untake and tx_failed take it back.
+        self.tx_lent += stop.0 as u32;
+        self.counters.tx_zero_copy += stop.0 as u64;
+        self.counters.tx_bytes += bytes;
+        stop
     }
 
     /// Whether the transmit lent in slot `i` was completed. Inside one call
@@ -1041,24 +1073,33 @@ impl State {
     }
 
     /// Completion of a lent transmit (the `lp_done` of every tx packet).
-    #[inline(always)]
     fn tx_complete(&mut self, pkt: *mut sys::pktkit_lg_packet, status: i32) {
-        let Some(i) = self.slot_of(pkt) else {
-            self.counters.bad_packets += 1;
-            return;
-        };
-        if self.slots[i].state != SlotState::Tx {
-            self.counters.bad_packets += 1;
+        if !self.tx_complete_one(pkt) {
             return;
         }
-        let m = self.slots[i].mbuf;
-        self.free_later(m);
-        self.release(i);
         if status < 0 {
             self.counters.tx_errors += 1;
         } else {
             self.counters.tx_done += 1;
         }
+    }
+
+    /// Completes `pkt` if it is a transmit of ours (its packet goes back to
+    /// the pool, batched); false (counted) if it is not.
+    #[inline(always)]
+    fn tx_complete_one(&mut self, pkt: *mut sys::pktkit_lg_packet) -> bool {
+        let Some(i) = self.slot_of(pkt) else {
+            self.counters.bad_packets += 1;
+            return false;
+        };
+        if self.slots[i].state != SlotState::Tx {
+            self.counters.bad_packets += 1;
+            return false;
+        }
+        let m = self.slots[i].mbuf;
+        self.free_later(m);
+        self.release(i);
+        true
     }
 
     /// After the driver's stop: takes back every packet it still holds,

@@ -119,9 +119,9 @@ impl Core {
         let mut taken = 0;
         while !batch.is_empty() {
             let raw = batch.as_raw();
-            let (k, stop) = self.ctx.with(|st| {
-                st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call])
-            });
+            let (k, stop) = self
+                .ctx
+                .with(|st| st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call]));
             if k > 0 {
                 let sent = self.send(&pkts[..k], &slots[..k]);
                 batch.take_front_raw(sent);
@@ -232,9 +232,7 @@ unsafe fn read_funcs(funcs: *const sys::pktkit_lg_funcs, minor: u32) -> sys::pkt
     // SAFETY: the driver's table has `len` bytes (per the contract); `out`
     // is a local of at least that size; a prefix of a repr(C) struct of
     // nullable function pointers is a valid value for those members.
-    unsafe {
-        std::ptr::copy_nonoverlapping(funcs.cast::<u8>(), (&raw mut out).cast::<u8>(), len)
-    };
+    unsafe { std::ptr::copy_nonoverlapping(funcs.cast::<u8>(), (&raw mut out).cast::<u8>(), len) };
     out
 }
 

@@ -224,9 +224,11 @@ fn bursts_of_bare_packets_are_copied_and_counted() {
     let mut q = d.start().expect("start");
     let mut b = PacketBatch::with_limit(32);
     assert_eq!(q.rx[0].rx_burst(&mut b), 32);
-    assert!(b
-        .iter()
-        .all(|m| m.pkt_len() == 200 && m.to_vec()[12..].iter().enumerate().all(|(i, &x)| x == (i + 12) as u8)));
+    assert!(b.iter().all(|m| m.pkt_len() == 200
+        && m.to_vec()[12..]
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == (i + 12) as u8)));
     assert_eq!(extra(&*d, "rx_copies"), 32);
     assert_eq!(extra(&*d, "rx_burst_upcalls"), 1);
     b.free_all();
