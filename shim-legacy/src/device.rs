@@ -44,6 +44,10 @@ struct Core {
     funcs: sys::pktkit_lg_funcs,
     shutdown: unsafe extern "C" fn(*mut sys::pktkit_lg_dev),
     started: bool,
+    /// The packets and slots of the transmit burst being lent (made once:
+    /// zeroing them per burst showed in profiles).
+    tx_pkts: Box<[*mut sys::pktkit_lg_packet; TX_BURST]>,
+    tx_slots: Box<[u32; TX_BURST]>,
     stopped_once: bool,
     last_tx_done: u64,
     strikes: u32,
@@ -60,8 +64,7 @@ unsafe impl Send for Core {}
 
 impl Core {
     fn call<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _g = CallGuard::enter(&self.ctx);
-        f()
+        call_into(&self.ctx, f)
     }
 
     fn control_raw(&self, cmd: u32, arg: *mut libc::c_void) -> i32 {
@@ -108,26 +111,36 @@ impl Core {
     /// time (`lf_transmit_burst`) or one at a time (`lf_transmit`), until
     /// the batch is empty or the driver has no room. Returns how many it
     /// took (sent, failed, or unsendable and freed).
-    fn transmit(&self, batch: &mut PacketBatch) -> usize {
+    fn transmit(&mut self, batch: &mut PacketBatch) -> usize {
         let per_call = if self.funcs.lf_transmit_burst.is_some() {
             TX_BURST
         } else {
             1
         };
-        let mut pkts = [std::ptr::null_mut(); TX_BURST];
-        let mut slots = [0u32; TX_BURST];
+        let Core {
+            ctx,
+            dev,
+            funcs,
+            tx_pkts: pkts,
+            tx_slots: slots,
+            ..
+        } = self;
+        let lender = Lender {
+            ctx,
+            dev: *dev,
+            funcs,
+        };
         let mut taken = 0;
         while !batch.is_empty() {
             let raw = batch.as_raw();
-            let (k, stop) = self
-                .ctx
+            let (k, stop) = ctx
                 .with(|st| st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call]));
             if k > 0 {
-                let sent = self.send(&pkts[..k], &slots[..k]);
+                let sent = lender.send(&pkts[..k], &slots[..k]);
                 batch.take_front_raw(sent);
                 taken += sent;
                 if sent < k {
-                    self.ctx.with(|st| st.counters.tx_busy += 1);
+                    ctx.with(|st| st.counters.tx_busy += 1);
                     break;
                 }
             }
@@ -138,42 +151,17 @@ impl Core {
                     if let Some(&m) = batch.take_front_raw(1).first() {
                         // SAFETY: the batch gave up m; nobody references it.
                         drop(unsafe { pktkit_native::Mbuf::from_raw(m) });
-                        self.ctx.with(|st| st.counters.tx_errors += 1);
+                        ctx.with(|st| st.counters.tx_errors += 1);
                         taken += 1;
                     }
                 }
                 PrepStop::NoSlot => {
-                    self.ctx.with(|st| st.counters.tx_busy += 1);
+                    ctx.with(|st| st.counters.tx_busy += 1);
                     break;
                 }
             }
         }
         taken
-    }
-
-    /// Lends the prepared packets `pkts` (in `slots`) and returns how many
-    /// the driver took, a prefix; the rest are released.
-    fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
-        let dev = self.dev;
-        if let Some(burst) = self.funcs.lf_transmit_burst {
-            // SAFETY: a 1.1 burst of packets whose fragments describe mbufs
-            // the slots hold; the array outlives the call.
-            let rc = self.call(|| unsafe { burst(dev, pkts.as_ptr(), pkts.len() as u32) });
-            return self.ctx.with(|st| st.tx_settle_burst(slots, rc));
-        }
-        let Some(transmit) = self.funcs.lf_transmit else {
-            return 0;
-        };
-        for (j, &pkt) in pkts.iter().enumerate() {
-            // SAFETY: v1 transmit of a packet whose fragments describe an
-            // mbuf the slot holds.
-            let rc = self.call(|| unsafe { transmit(dev, pkt) });
-            if !self.ctx.with(|st| st.tx_settle_one(slots[j], rc)) {
-                self.ctx.with(|st| st.tx_release(&slots[j + 1..]));
-                return j;
-            }
-        }
-        pkts.len()
     }
 
     fn stats(&self) -> Option<sys::pktkit_lg_stats> {
@@ -201,6 +189,49 @@ impl Core {
             );
         }
     }
+}
+
+/// What lending a transmit burst needs of a [`Core`], borrowed apart from
+/// its burst arrays.
+struct Lender<'a> {
+    ctx: &'a StackCtx,
+    dev: *mut sys::pktkit_lg_dev,
+    funcs: &'a sys::pktkit_lg_funcs,
+}
+
+impl Lender<'_> {
+    /// Lends the prepared packets `pkts` (in `slots`) and returns how many
+    /// the driver took, a prefix; the rest are released.
+    fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
+        let dev = self.dev;
+        if let Some(burst) = self.funcs.lf_transmit_burst {
+            // SAFETY: a 1.1 burst of packets whose fragments describe mbufs
+            // the slots hold; the array outlives the call.
+            let rc = call_into(self.ctx, || unsafe {
+                burst(dev, pkts.as_ptr(), pkts.len() as u32)
+            });
+            return self.ctx.with(|st| st.tx_settle_burst(slots, rc));
+        }
+        let Some(transmit) = self.funcs.lf_transmit else {
+            return 0;
+        };
+        for (j, &pkt) in pkts.iter().enumerate() {
+            // SAFETY: v1 transmit of a packet whose fragments describe an
+            // mbuf the slot holds.
+            let rc = call_into(self.ctx, || unsafe { transmit(dev, pkt) });
+            if !self.ctx.with(|st| st.tx_settle_one(slots[j], rc)) {
+                self.ctx.with(|st| st.tx_release(&slots[j + 1..]));
+                return j;
+            }
+        }
+        pkts.len()
+    }
+}
+
+/// Calls `f` (a call into the driver) marked as inside `ctx`'s driver.
+fn call_into<R>(ctx: &StackCtx, f: impl FnOnce() -> R) -> R {
+    let _g = CallGuard::enter(ctx);
+    f()
 }
 
 impl Drop for Core {
@@ -319,6 +350,8 @@ impl LegacyDriver {
             funcs,
             shutdown,
             started: false,
+            tx_pkts: Box::new([std::ptr::null_mut(); TX_BURST]),
+            tx_slots: Box::new([0; TX_BURST]),
             stopped_once: false,
             last_tx_done: 0,
             strikes: 0,
@@ -686,7 +719,7 @@ struct LegacyTx {
 
 impl TxQueue for LegacyTx {
     fn tx_burst(&mut self, batch: &mut PacketBatch) -> usize {
-        let core = self.core.enter();
+        let mut core = self.core.enter();
         if !core.started {
             return 0;
         }
