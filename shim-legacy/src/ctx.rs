@@ -44,7 +44,8 @@
 //! takes `&mut State` only for short stretches that never call into the
 //! driver, so the service calls the driver makes (which take their own
 //! short `&mut State`) never overlap another. Every call is serialized by
-//! the device's mutex (see device.rs), so no two threads are ever inside.
+//! the device's `Serial` (see device.rs and serial.rs), so no two threads
+//! are ever inside.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeMap;
@@ -276,7 +277,7 @@ pub struct StackCtx {
 
 // SAFETY: the raw pointers in State are slots and mbufs this device owns and
 // driver-given handler arguments; the whole StackCtx is only ever used under
-// the device's mutex, one thread at a time.
+// the device's `Serial`, one thread at a time.
 unsafe impl Send for StackCtx {}
 
 thread_local! {
@@ -425,7 +426,7 @@ impl StackCtx {
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         // SAFETY: no other reference into the state is alive: Rust code takes
         // one only inside `with`, which never calls into the driver, and the
-        // device mutex keeps other threads out.
+        // device's `Serial` keeps other threads out.
         f(unsafe { &mut *self.st.get() })
     }
 }
