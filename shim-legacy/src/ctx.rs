@@ -26,7 +26,8 @@
 //! in one call: one check of the caller, one bulk pool allocation, the
 //! counters added once. A slot is laid out so that the packet path touches
 //! its first two cache lines only (packet, mbuf, state, buffer, first
-//! fragment).
+//! fragment), and what never changes in it is written once (see
+//! [`Slot`]'s `lend`): the packet path is bound by memory stores.
 //!
 //! # Which calls are trusted
 //!

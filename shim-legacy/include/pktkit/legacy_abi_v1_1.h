@@ -249,7 +249,8 @@ struct pktkit_lg_services {
 	/* ABI 1.1: bursts (hot).  Present when PKTKIT_LG_SVC_HAS says so;
 	 * a driver falls back to the per-packet calls above otherwise. */
 	/* Up to n packets as ls_pkt_alloc(size) each, into pkts[0..]; returns
-	 * how many (fewer when packets run short, 0 for a bad size). */
+	 * how many (at most 256 a call; fewer when packets run short, 0 for a
+	 * bad size). */
 	uint32_t (*ls_pkt_alloc_burst)(struct pktkit_lg_stack *, uint32_t size,
 		    struct pktkit_lg_packet **pkts, uint32_t n);
 	/* ls_pkt_free of each of pkts[0..n). */
