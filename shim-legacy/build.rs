@@ -43,6 +43,13 @@ const OBJECTS: &[SharedObject] = &[
         sources: &["drivers/devn-null.c"],
         flags: &["-include", "pktkit/legacy_abi_v1.h"],
     },
+    // And against the frozen 1.1 snapshot (the burst entries).
+    SharedObject {
+        file: "devn-null-v1_1.so",
+        env: "PKTKIT_SO_DEVN_NULL_V1_1",
+        sources: &["drivers/devn-null.c"],
+        flags: &["-include", "pktkit/legacy_abi_v1_1.h"],
+    },
     SharedObject {
         file: "devn-bad.so",
         env: "PKTKIT_SO_DEVN_BAD",
@@ -69,10 +76,12 @@ fn main() {
     let include = manifest.join("include");
     let header = include.join("pktkit/legacy_abi.h");
     println!("cargo:rerun-if-changed={}", header.display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        include.join("pktkit/legacy_abi_v1.h").display()
-    );
+    for snapshot in ["legacy_abi_v1.h", "legacy_abi_v1_1.h"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            include.join("pktkit").join(snapshot).display()
+        );
+    }
     println!("cargo:rerun-if-env-changed=CC");
 
     let bindings = bindgen::Builder::default()

@@ -132,6 +132,10 @@ pub struct FwdReport {
     /// Heap allocations per received packet over the measured part, or
     /// `None` when [`alloc_count::CountingAlloc`] is not the global allocator.
     pub heap_allocs_per_pkt: Option<f64>,
+    /// Frames copied (the ports' `rx_copies` and `tx_copies` counters, e.g.
+    /// the legacy shim's) per received packet over the measured part, or
+    /// `None` when no port counts copies.
+    pub copies_per_pkt: Option<f64>,
 }
 
 impl FwdReport {
@@ -148,6 +152,7 @@ impl FwdReport {
             "tx_packets": self.tx_packets,
             "drops": self.drops,
             "heap_allocs_per_pkt": self.heap_allocs_per_pkt,
+            "copies_per_pkt": self.copies_per_pkt,
         })
         .to_string()
     }
@@ -157,7 +162,7 @@ impl fmt::Display for FwdReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "fwd {}: {:.2} Mpps rx ({:.2} Mpps tx), burst {} (largest rx {}), {:.2} s, {} rx, {} tx, {} dropped, heap allocs/pkt {}",
+            "fwd {}: {:.2} Mpps rx ({:.2} Mpps tx), burst {} (largest rx {}), {:.2} s, {} rx, {} tx, {} dropped, heap allocs/pkt {}{}",
             self.ports.join(" <-> "),
             self.mpps,
             self.fwd_mpps,
@@ -170,6 +175,10 @@ impl fmt::Display for FwdReport {
             match self.heap_allocs_per_pkt {
                 Some(a) => format!("{a:.6}"),
                 None => String::from("n/a (counting allocator not installed)"),
+            },
+            match self.copies_per_pkt {
+                Some(c) => format!(", copies/pkt {c:.6}"),
+                None => String::new(),
             }
         )
     }
@@ -265,12 +274,16 @@ pub fn fwd(mut ports: Vec<Box<dyn Driver>>, cfg: &FwdConfig) -> Result<FwdReport
         let warm_end = start + cfg.warmup;
         run(&mut streams, &mut counts, warm_end);
         let before = counts;
+        let copies_before = copies(&ports);
         let allocs_before = alloc_count::allocations();
         let t0 = Instant::now();
         let end = t0 + Duration::from_secs_f64(cfg.seconds);
         run(&mut streams, &mut counts, end);
         let elapsed = t0.elapsed().as_secs_f64();
         let allocs = alloc_count::allocations() - allocs_before;
+        let copied = copies(&ports)
+            .zip(copies_before)
+            .map(|(after, before)| after.saturating_sub(before));
         (
             FwdCounts {
                 rx: counts.rx - before.rx,
@@ -280,12 +293,13 @@ pub fn fwd(mut ports: Vec<Box<dyn Driver>>, cfg: &FwdConfig) -> Result<FwdReport
             },
             elapsed,
             allocs,
+            copied,
         )
     };
     stop_all(&mut ports, started);
     drop(ports);
 
-    let (counts, elapsed, allocs) = measured;
+    let (counts, elapsed, allocs, copied) = measured;
     let heap_allocs_per_pkt = alloc_count::installed().then(|| {
         if counts.rx == 0 {
             allocs as f64
@@ -304,7 +318,22 @@ pub fn fwd(mut ports: Vec<Box<dyn Driver>>, cfg: &FwdConfig) -> Result<FwdReport
         tx_packets: counts.tx,
         drops: counts.drops,
         heap_allocs_per_pkt,
+        copies_per_pkt: copied.map(|c| c as f64 / counts.rx.max(1) as f64),
     })
+}
+
+/// Frames the ports copied so far (their `rx_copies` and `tx_copies`
+/// counters), or `None` when none of them counts copies.
+fn copies(ports: &[Box<dyn Driver>]) -> Option<u64> {
+    let mut found = None;
+    for port in ports {
+        for (key, value) in port.counters().extra {
+            if key == "rx_copies" || key == "tx_copies" {
+                *found.get_or_insert(0) += value;
+            }
+        }
+    }
+    found
 }
 
 /// One forwarding direction: a port's receive queue and its peer's transmit queue.
@@ -648,6 +677,49 @@ mod tests {
             global < per_driver / 2,
             "global {global} vs per-driver {per_driver}"
         );
+    }
+
+    /// Legacy devn-null ports through the shim: the copies they count are
+    /// reported per packet, 0 on the zero-copy path, 1 when the driver
+    /// hands up frames in its own memory (rxmode=copy).
+    #[test]
+    fn fwd_reports_the_copies_legacy_ports_count() {
+        let legacy = |pool: &Pool, opts: &[(&str, &str)]| -> Vec<Box<dyn Driver>> {
+            let f = pktkit_shim::factory(&format!("legacy:{}", pktkit_shim::drivers::DEVN_NULL))
+                .unwrap();
+            (0..2)
+                .flat_map(|i| {
+                    let args = AttachArgs {
+                        options: opts
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                        pool: pool.clone(),
+                        owners: vec![pool.register_owner(&format!("en{i}")).unwrap()],
+                        ifnames: vec![format!("en{i}")],
+                        pci: None,
+                    };
+                    (f.create)(&args).unwrap()
+                })
+                .collect()
+        };
+        let pool = test_pool("bench-legacy-zc");
+        let r = fwd(legacy(&pool, &[]), &FwdConfig::new(32, 0.1)).unwrap();
+        assert!(r.rx_packets > 0 && r.drops == 0, "{r}");
+        assert_eq!(r.copies_per_pkt, Some(0.0), "{r}");
+        assert!(r.to_string().contains("copies/pkt 0.000000"), "{r}");
+        let pool = test_pool("bench-legacy-copy");
+        let r = fwd(
+            legacy(&pool, &[("rxmode", "copy")]),
+            &FwdConfig::new(32, 0.1),
+        )
+        .unwrap();
+        assert_eq!(r.copies_per_pkt, Some(1.0), "{r}");
+        assert_eq!(pool.available(), pool.capacity());
+        // Native ports count no copies: nothing is reported.
+        let pool = test_pool("bench-null-copies");
+        let r = fwd(null_ports(&pool, 2), &FwdConfig::new(32, 0.05)).unwrap();
+        assert_eq!(r.copies_per_pkt, None);
     }
 
     #[test]

@@ -509,7 +509,22 @@ mod tests {
             .unwrap();
         assert_eq!(q.tx[0].tx_burst(&mut b), 1);
         assert_eq!(q.rx[0].rx_burst(&mut b), 1);
-        assert_eq!(b.front().map(Mbuf::to_vec), Some(frame));
+        assert_eq!(b.front().map(Mbuf::to_vec), Some(frame.clone()));
+        b.free_all();
+        // ABI 1.1: a burst beyond the loopback queue (64 frames) is taken
+        // up to what fits, in lf_transmit_burst calls; the rest stays.
+        for _ in 0..70 {
+            b.push(Mbuf::from_slice(&pool, OwnerId::POOL, &frame).unwrap())
+                .unwrap();
+        }
+        assert_eq!(q.tx[0].tx_burst(&mut b), 64);
+        assert_eq!(b.len(), 6);
+        b.free_all();
+        let extra = |key: &str| d.counters().extra.into_iter().find(|(k, _)| k == key);
+        assert_eq!(extra("tx_burst_calls").map(|(_, v)| v), Some(3));
+        assert_eq!(extra("tx_calls").map(|(_, v)| v), Some(0));
+        assert_eq!(q.rx[0].rx_burst(&mut b), 64);
+        assert!(b.iter().all(|m| m.to_vec() == frame));
         b.free_all();
         d.stop(q);
         drop(devs);

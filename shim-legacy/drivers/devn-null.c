@@ -11,6 +11,12 @@
  * the shim must copy (the slow path, for tests).
  * Transmit: counts the frame and completes it at once.
  *
+ * Built against ABI 1.1 it moves bursts: lf_transmit_burst completes a
+ * whole burst with one ls_tx_done_burst, and lf_poll takes packets with
+ * ls_pkt_alloc_burst and hands them up with ls_rx_burst, when the shim's
+ * table has them (PKTKIT_LG_SVC_HAS); otherwise, and when built against
+ * the 1.0 header (legacy_abi_v1.h), it makes one call per frame.
+ *
  * Options: size (14..2048, default 64), mac, rxmode (zerocopy|copy),
  * frags (1..16, copy mode only, default 1).
  */
@@ -22,6 +28,7 @@
 #define NULL_MIN_SIZE	14
 #define NULL_MAX_SIZE	2048
 #define NULL_MAX_MTU	1500
+#define NULL_BURST	64	/* packets per burst service call */
 
 struct pktkit_lg_dev {
 	const struct pktkit_lg_services	*sc_svc;
@@ -33,6 +40,7 @@ struct pktkit_lg_dev {
 	uint32_t			sc_promisc;
 	uint32_t			sc_allmulti;
 	uint32_t			sc_mtu;
+	uint32_t			sc_burst;	/* 1.1 burst services */
 	uint8_t				sc_mac[6];
 	struct pktkit_lg_stats		sc_stats;
 	uint8_t				sc_frame[NULL_MAX_SIZE];
@@ -47,6 +55,10 @@ static void	null_stop(struct pktkit_lg_dev *);
 static int	null_transmit(struct pktkit_lg_dev *, struct pktkit_lg_packet *);
 static int	null_control(struct pktkit_lg_dev *, uint32_t, void *);
 static int	null_poll(struct pktkit_lg_dev *, uint32_t);
+#if PKTKIT_LG_ABI_MINOR >= 1
+static int	null_transmit_burst(struct pktkit_lg_dev *,
+		    struct pktkit_lg_packet *const *, uint32_t);
+#endif
 
 static const struct pktkit_lg_funcs null_funcs = {
 	.lf_start = null_start,
@@ -54,6 +66,9 @@ static const struct pktkit_lg_funcs null_funcs = {
 	.lf_transmit = null_transmit,
 	.lf_control = null_control,
 	.lf_poll = null_poll,
+#if PKTKIT_LG_ABI_MINOR >= 1
+	.lf_transmit_burst = null_transmit_burst,
+#endif
 };
 
 static const struct pktkit_lg_option null_options[] = {
@@ -143,6 +158,12 @@ null_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 	}
 	if (sc->sc_size > svc->ls_pkt_room)
 		goto bad;
+#if PKTKIT_LG_ABI_MINOR >= 1
+	/* A 1.0 shim's table ends before the burst services. */
+	sc->sc_burst = PKTKIT_LG_SVC_HAS(svc, ls_pkt_alloc_burst) &&
+	    PKTKIT_LG_SVC_HAS(svc, ls_rx_burst) &&
+	    PKTKIT_LG_SVC_HAS(svc, ls_tx_done_burst);
+#endif
 	/* A frame the stack can tell apart: broadcast destination, our source. */
 	memset(sc->sc_frame, 0xff, 6);
 	memcpy(sc->sc_frame + 6, sc->sc_mac, 6);
@@ -190,17 +211,33 @@ null_transmit(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
 	return 0;
 }
 
-/* One frame described by a bare packet over sc_frame, in sc_frags pieces. */
-static struct pktkit_lg_packet *
-null_copy_frame(struct pktkit_lg_dev *sc)
+#if PKTKIT_LG_ABI_MINOR >= 1
+static int
+null_transmit_burst(struct pktkit_lg_dev *sc,
+    struct pktkit_lg_packet *const *pkts, uint32_t n)
 {
-	struct pktkit_lg_packet *pkt;
+	uint32_t i;
+
+	if (!sc->sc_burst) {
+		for (i = 0; i < n; i++)
+			null_transmit(sc, pkts[i]);
+		return (int)n;
+	}
+	for (i = 0; i < n; i++)
+		sc->sc_stats.st_obytes += pkts[i]->lp_len;
+	sc->sc_stats.st_opackets += n;
+	sc->sc_svc->ls_tx_done_burst(sc->sc_stack, pkts, n, 0);
+	return (int)n;
+}
+#endif
+
+/* Describes sc_frame, in sc_frags pieces, with the bare packet pkt. */
+static void
+null_copy_frame(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
+{
 	struct pktkit_lg_buf *b;
 	uint32_t i, off, piece;
 
-	pkt = sc->sc_svc->ls_pkt_alloc(sc->sc_stack, 0);
-	if (pkt == NULL)
-		return NULL;
 	b = pkt->lp_bufs;
 	piece = sc->sc_size / sc->sc_frags;
 	for (i = 0, off = 0; i < sc->sc_frags; i++) {
@@ -213,8 +250,47 @@ null_copy_frame(struct pktkit_lg_dev *sc)
 	b->lb_nfrags = sc->sc_frags;
 	pkt->lp_len = sc->sc_size;
 	pkt->lp_flags = PKTKIT_LG_PKT_BCAST;
-	return pkt;
 }
+
+/* A frame in the stack packet pkt: the payload stays as the pool has it. */
+static void
+null_zero_copy_frame(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
+{
+	pkt->lp_bufs->lb_frags[0].lf_len = sc->sc_size;
+	pkt->lp_len = sc->sc_size;
+}
+
+#if PKTKIT_LG_ABI_MINOR >= 1
+/* lf_poll with the 1.1 burst services: one allocation and one up-call per
+ * NULL_BURST frames. */
+static int
+null_poll_burst(struct pktkit_lg_dev *sc, uint32_t budget)
+{
+	const struct pktkit_lg_services *svc = sc->sc_svc;
+	struct pktkit_lg_packet *pkts[NULL_BURST];
+	uint32_t done, got, i, n;
+
+	for (done = 0; done < budget; done += got) {
+		n = budget - done < NULL_BURST ? budget - done : NULL_BURST;
+		got = svc->ls_pkt_alloc_burst(sc->sc_stack,
+		    sc->sc_copy ? 0 : sc->sc_size, pkts, n);
+		for (i = 0; i < got; i++) {
+			if (sc->sc_copy)
+				null_copy_frame(sc, pkts[i]);
+			else
+				null_zero_copy_frame(sc, pkts[i]);
+		}
+		sc->sc_stats.st_ipackets += got;
+		sc->sc_stats.st_ibytes += (uint64_t)got * sc->sc_size;
+		svc->ls_rx_burst(sc->sc_stack, pkts, got);
+		if (got < n) {
+			sc->sc_stats.st_rx_nobuf++;
+			return (int)(done + got);
+		}
+	}
+	return (int)done;
+}
+#endif
 
 static int
 null_poll(struct pktkit_lg_dev *sc, uint32_t budget)
@@ -225,21 +301,21 @@ null_poll(struct pktkit_lg_dev *sc, uint32_t budget)
 
 	if (!sc->sc_running)
 		return 0;
+#if PKTKIT_LG_ABI_MINOR >= 1
+	if (sc->sc_burst)
+		return null_poll_burst(sc, budget);
+#endif
 	for (n = 0; n < budget; n++) {
-		if (sc->sc_copy) {
-			pkt = null_copy_frame(sc);
-		} else {
-			pkt = svc->ls_pkt_alloc(sc->sc_stack, sc->sc_size);
-			if (pkt != NULL) {
-				/* The payload stays as the pool has it. */
-				pkt->lp_bufs->lb_frags[0].lf_len = sc->sc_size;
-				pkt->lp_len = sc->sc_size;
-			}
-		}
+		pkt = svc->ls_pkt_alloc(sc->sc_stack,
+		    sc->sc_copy ? 0 : sc->sc_size);
 		if (pkt == NULL) {
 			sc->sc_stats.st_rx_nobuf++;
 			break;
 		}
+		if (sc->sc_copy)
+			null_copy_frame(sc, pkt);
+		else
+			null_zero_copy_frame(sc, pkt);
 		sc->sc_stats.st_ipackets++;
 		sc->sc_stats.st_ibytes += sc->sc_size;
 		svc->ls_rx(sc->sc_stack, pkt);

@@ -21,6 +21,14 @@
 //!   copy, up to [`FRAGS`] mbufs); `lp_done` gives the chain back to the
 //!   pool (in bulk, at the end of the burst).
 //!
+//! ABI 1.1's burst services (`ls_pkt_alloc_burst`, `ls_pkt_free_burst`,
+//! `ls_rx_burst`, `ls_tx_done_burst`) apply the same rules to many packets
+//! in one call: one check of the caller, one bulk pool allocation, the
+//! counters added once. A slot is laid out so that the packet path touches
+//! its first two cache lines only (packet, mbuf, state, buffer, first
+//! fragment), and what never changes in it is written once (see
+//! [`Slot`]'s `lend`): the packet path is bound by memory stores.
+//!
 //! # Which calls are trusted
 //!
 //! The shim records the device it is calling into in a thread-local
@@ -37,7 +45,8 @@
 //! takes `&mut State` only for short stretches that never call into the
 //! driver, so the service calls the driver makes (which take their own
 //! short `&mut State`) never overlap another. Every call is serialized by
-//! the device's mutex (see device.rs), so no two threads are ever inside.
+//! the device's `Serial` (see device.rs and serial.rs), so no two threads
+//! are ever inside.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeMap;
@@ -61,6 +70,8 @@ pub const MAX_FRAME: usize = 9216;
 pub const RX_RING: usize = 1024;
 /// Mbufs kept at hand for `ls_pkt_alloc`, refilled in bulk.
 const STASH: usize = 64;
+/// Most packets one burst service call handles (more are refused or left).
+pub const BURST: usize = 256;
 /// Completed transmits whose mbufs are freed together.
 const PENDING: usize = 64;
 /// Most PCI functions, DMA blocks and timers one device may hold.
@@ -70,8 +81,20 @@ const MAX_TIMERS: usize = 32;
 const TAG_INTR: u64 = 1 << 32;
 const TAG_TIMER: u64 = 2 << 32;
 
+/// Why [`State::tx_prepare_burst`] stopped before the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrepStop {
+    /// It did not: the burst is full or the packets are all prepared.
+    No,
+    /// The next packet is a chain longer than a slot's fragment list.
+    Unsendable,
+    /// No slot is free.
+    NoSlot,
+}
+
 /// What a slot is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum SlotState {
     /// On the free list.
     Free,
@@ -82,17 +105,71 @@ pub enum SlotState {
 }
 
 /// One legacy packet and its storage. `pkt` is first, so a packet pointer
-/// is a slot pointer.
-#[repr(C)]
+/// is a slot pointer. 512 bytes, cache-line aligned: the packet and the
+/// mbuf fill the first line, the state, the buffer and the first fragment
+/// the second; the other fragments (chains, bare packets) follow.
+#[repr(C, align(64))]
 pub struct Slot {
     pkt: sys::pktkit_lg_packet,
-    buf: sys::pktkit_lg_buf,
-    frags: [sys::pktkit_lg_frag; FRAGS],
     /// The mbuf (chain) lent with the packet, or null.
     mbuf: *mut mbuf,
     state: SlotState,
-    /// Bumped on every release, to see a completion inside a call.
-    generation: u32,
+    buf: sys::pktkit_lg_buf,
+    frags: [sys::pktkit_lg_frag; FRAGS],
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            pkt: sys::pktkit_lg_packet::default(),
+            mbuf: ptr::null_mut(),
+            state: SlotState::Free,
+            buf: sys::pktkit_lg_buf::default(),
+            frags: [sys::pktkit_lg_frag::default(); FRAGS],
+        }
+    }
+
+    /// Makes slot `i`'s packet a fresh one of `len` bytes in the slot's own
+    /// buffer with `nfrags` of its fragments (already written).
+    ///
+    /// The packet path is bound by stores, so what never changes (the packet
+    /// pointing at the slot's buffer, the buffer at its fragments, the
+    /// owner's words, `lp_done`) is written once and only checked here; a
+    /// driver that rewrote any of it (bare packets may point elsewhere) gets
+    /// it rewritten.
+    #[inline(always)]
+    fn lend(&mut self, i: usize, nfrags: u32, len: u32) {
+        let own_buf: *mut sys::pktkit_lg_buf = &mut self.buf;
+        if self.pkt.lp_bufs != own_buf
+            || self.buf.lb_frags != self.frags.as_mut_ptr()
+            || !self.buf.lb_next.is_null()
+            || self.pkt.lp_owner[0] != i as u64
+            || self.pkt.lp_done.is_none()
+        {
+            self.restore(i);
+        }
+        self.buf.lb_nfrags = nfrags;
+        self.pkt.lp_len = len;
+        self.pkt.lp_flags = 0;
+        self.pkt.lp_driver = ptr::null_mut();
+        self.pkt.lp_next = ptr::null_mut();
+    }
+
+    /// Writes the parts of slot `i` that [`Slot::lend`] keeps.
+    #[cold]
+    fn restore(&mut self, i: usize) {
+        self.buf = sys::pktkit_lg_buf {
+            lb_next: ptr::null_mut(),
+            lb_frags: self.frags.as_mut_ptr(),
+            lb_nfrags: 0,
+            lb_reserved: 0,
+        };
+        self.pkt.lp_bufs = &mut self.buf;
+        // Every packet carries the completion; on a receive packet it is
+        // refused (the slot is not lent for transmit).
+        self.pkt.lp_done = Some(tx_done);
+        self.pkt.lp_owner = [i as u64, 0];
+    }
 }
 
 /// The shim's counters for one device (nicinfo shows them).
@@ -132,6 +209,14 @@ pub struct ShimCounters {
     pub io_errors: u64,
     /// Interrupts delivered to the driver's handler.
     pub interrupts: u64,
+    /// Per-packet receive up-calls (`ls_rx`).
+    pub rx_upcalls: u64,
+    /// Burst receive up-calls (`ls_rx_burst`, ABI 1.1).
+    pub rx_burst_upcalls: u64,
+    /// Per-packet transmit calls into the driver (`lf_transmit`).
+    pub tx_calls: u64,
+    /// Burst transmit calls into the driver (`lf_transmit_burst`, ABI 1.1).
+    pub tx_burst_calls: u64,
 }
 
 struct Intr {
@@ -155,6 +240,8 @@ pub struct State {
     free: Vec<u32>,
     stash: [*mut mbuf; STASH],
     stash_len: usize,
+    /// Where `ls_pkt_alloc_burst` allocates before lending.
+    burst: [*mut mbuf; BURST],
     ring: Box<[*mut mbuf]>,
     ring_head: usize,
     ring_len: usize,
@@ -167,7 +254,7 @@ pub struct State {
     /// fd (interrupts, timers) and `rx_wake`.
     rx_epoll: OwnedFd,
     rx_armed: bool,
-    /// Transmits lent and not completed.
+    /// Transmit slots lent (from `tx_prepare` to their release).
     pub(crate) tx_lent: u32,
     pub(crate) link_changed: bool,
     /// What the shim counted.
@@ -191,7 +278,7 @@ pub struct StackCtx {
 
 // SAFETY: the raw pointers in State are slots and mbufs this device owns and
 // driver-given handler arguments; the whole StackCtx is only ever used under
-// the device's mutex, one thread at a time.
+// the device's `Serial`, one thread at a time.
 unsafe impl Send for StackCtx {}
 
 thread_local! {
@@ -268,16 +355,11 @@ impl StackCtx {
         options: &BTreeMap<String, String>,
         pci_opener: Option<Arc<dyn PciOpener>>,
     ) -> std::io::Result<Box<StackCtx>> {
-        let table: Box<[Slot]> = (0..slots)
-            .map(|_| Slot {
-                pkt: sys::pktkit_lg_packet::default(),
-                buf: sys::pktkit_lg_buf::default(),
-                frags: [sys::pktkit_lg_frag::default(); FRAGS],
-                mbuf: ptr::null_mut(),
-                state: SlotState::Free,
-                generation: 0,
-            })
-            .collect();
+        let mut table: Box<[Slot]> = (0..slots).map(|_| Slot::new()).collect();
+        // In place: the packets point into their own slots.
+        for (i, s) in table.iter_mut().enumerate() {
+            s.restore(i);
+        }
         let options = options
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), CString::new(v.as_str()).ok()?)))
@@ -308,6 +390,7 @@ impl StackCtx {
                 free: (0..slots as u32).rev().collect(),
                 stash: [ptr::null_mut(); STASH],
                 stash_len: 0,
+                burst: [ptr::null_mut(); BURST],
                 ring: vec![ptr::null_mut(); RX_RING].into_boxed_slice(),
                 ring_head: 0,
                 ring_len: 0,
@@ -344,7 +427,7 @@ impl StackCtx {
     pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         // SAFETY: no other reference into the state is alive: Rust code takes
         // one only inside `with`, which never calls into the driver, and the
-        // device mutex keeps other threads out.
+        // device's `Serial` keeps other threads out.
         f(unsafe { &mut *self.st.get() })
     }
 }
@@ -389,12 +472,15 @@ impl State {
         self.free.pop().map(|i| i as usize)
     }
 
-    /// Returns a slot to the free list (its mbuf already dealt with).
+    /// Returns a slot to the free list (its mbuf already dealt with; a
+    /// free slot's `mbuf` is never read).
+    #[inline(always)]
     fn release(&mut self, i: usize) {
         let s = &mut self.slots[i];
+        if s.state == SlotState::Tx {
+            self.tx_lent -= 1;
+        }
         s.state = SlotState::Free;
-        s.mbuf = ptr::null_mut();
-        s.generation = s.generation.wrapping_add(1);
         // Capacity is the table size: this never reallocates.
         self.free.push(i as u32);
     }
@@ -450,6 +536,41 @@ impl State {
             self.counters.pkt_alloc_failures += 1;
             return ptr::null_mut();
         };
+        self.lend_rx(i, m, size)
+    }
+
+    /// `ls_pkt_alloc_burst`: up to `out.len()` packets as [`State::pkt_alloc`]
+    /// makes them, the mbufs taken from the pool in one bulk call. Returns
+    /// how many were written to `out`; a short burst counts one failure.
+    fn pkt_alloc_burst(&mut self, size: u32, out: &mut [*mut sys::pktkit_lg_packet]) -> usize {
+        let want = out.len().min(BURST);
+        if size as usize > DATAROOM {
+            self.counters.pkt_alloc_failures += 1;
+            return 0;
+        }
+        let n = want.min(self.free.len());
+        let got = if size == 0 {
+            self.burst[..n].fill(ptr::null_mut());
+            n
+        } else {
+            self.pool.alloc_raw_bulk(self.owner, &mut self.burst[..n])
+        };
+        for (k, slot) in out[..got].iter_mut().enumerate() {
+            let m = self.burst[k];
+            // `got` <= free slots: take_slot cannot fail here.
+            let Some(i) = self.take_slot() else { break };
+            *slot = self.lend_rx(i, m, size);
+        }
+        if got < out.len() {
+            self.counters.pkt_alloc_failures += 1;
+        }
+        got
+    }
+
+    /// Lends slot `i` for receive: bare (`m` null), or with `m`'s data room
+    /// as its one fragment of `size` bytes. Returns the packet.
+    #[inline(always)]
+    fn lend_rx(&mut self, i: usize, m: *mut mbuf, size: u32) -> *mut sys::pktkit_lg_packet {
         let s = &mut self.slots[i];
         let nfrags = if m.is_null() {
             0
@@ -470,21 +591,7 @@ impl State {
             };
             1
         };
-        s.buf = sys::pktkit_lg_buf {
-            lb_next: ptr::null_mut(),
-            lb_frags: s.frags.as_mut_ptr(),
-            lb_nfrags: nfrags,
-            lb_reserved: 0,
-        };
-        s.pkt = sys::pktkit_lg_packet {
-            lp_len: 0,
-            lp_flags: 0,
-            lp_bufs: &mut s.buf,
-            lp_done: None,
-            lp_driver: ptr::null_mut(),
-            lp_next: ptr::null_mut(),
-            lp_owner: [i as u64, 0],
-        };
+        s.lend(i, nfrags, 0);
         s.mbuf = m;
         s.state = SlotState::Rx;
         &mut s.pkt
@@ -507,8 +614,107 @@ impl State {
         }
     }
 
-    /// The receive up-call: turns the packet into an mbuf and queues it.
+    /// `ls_pkt_free_burst`.
+    fn pkt_free_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
+        for &p in pkts {
+            self.pkt_free(p);
+        }
+    }
+
+    /// `ls_rx_burst`: [`State::rx`] of each, in order, the zero-copy ones
+    /// counted once for the burst.
+    fn rx_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
+        self.counters.rx_burst_upcalls += 1;
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        for &p in pkts {
+            match self.rx_zero_copy(p) {
+                Some((m, len)) => {
+                    frames += 1;
+                    bytes += len as u64;
+                    self.deliver_raw(m);
+                }
+                None => self.rx_slow(p),
+            }
+        }
+        self.counters.rx_zero_copy += frames;
+        self.counters.rx_bytes += bytes;
+    }
+
+    /// `ls_tx_done_burst`: [`State::tx_complete`] of each, counted once.
+    fn tx_complete_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet], status: i32) {
+        let mut done = 0;
+        for &p in pkts {
+            done += u64::from(self.tx_complete_one(p));
+        }
+        if status < 0 {
+            self.counters.tx_errors += done;
+        } else {
+            self.counters.tx_done += done;
+        }
+    }
+
+    /// The receive up-call (`ls_rx`): turns the packet into an mbuf and
+    /// queues it.
     fn rx(&mut self, pkt: *mut sys::pktkit_lg_packet) {
+        match self.rx_zero_copy(pkt) {
+            Some((m, len)) => {
+                self.counters.rx_zero_copy += 1;
+                self.counters.rx_bytes += len as u64;
+                self.deliver_raw(m);
+            }
+            None => self.rx_slow(pkt),
+        }
+    }
+
+    /// The fast path of receive: a packet of ours lent for receive that
+    /// came back still as the one fragment at its mbuf's data (the only
+    /// shape the driver may leave for zero copy). Its mbuf gets the length
+    /// and flags, the slot is released, and the mbuf (the caller's now)
+    /// and the length are returned; any other packet is left alone.
+    #[inline(always)]
+    fn rx_zero_copy(&mut self, pkt: *mut sys::pktkit_lg_packet) -> Option<(*mut mbuf, usize)> {
+        let i = self.slot_of(pkt)?;
+        let s = &mut self.slots[i];
+        let m = s.mbuf;
+        let len = s.pkt.lp_len as usize;
+        let shape = s.state == SlotState::Rx
+            && !m.is_null()
+            && s.pkt.lp_bufs == ptr::addr_of_mut!(s.buf)
+            && s.buf.lb_next.is_null()
+            && s.buf.lb_nfrags == 1
+            && s.buf.lb_frags == s.frags.as_mut_ptr()
+            && s.frags[0].lf_len as usize == len
+            && len > 0
+            // A fresh pool buffer has DATAROOM bytes from its data on.
+            && len <= DATAROOM
+            // SAFETY: m is the live buffer this slot lent.
+            && s.frags[0].lf_ptr == unsafe { (*m).m_hdr.mh_data }.cast();
+        if !shape {
+            return None;
+        }
+        let flags = s.pkt.lp_flags;
+        let mut mflags = 0;
+        if flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
+            mflags |= M_BCAST;
+        }
+        if flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
+            mflags |= M_MCAST;
+        }
+        // SAFETY: the slot owns m, a fresh unchained buffer with DATAROOM
+        // bytes of room (checked above); ownership moves to the caller.
+        unsafe {
+            (*m).m_hdr.mh_len = len as i32;
+            (*m).M_pkthdr.len = len as i32;
+            (*m).m_hdr.mh_flags |= mflags;
+        }
+        self.release(i);
+        Some((m, len))
+    }
+
+    /// Receive of any packet [`State::rx_zero_copy`] did not take: copied,
+    /// or refused and counted.
+    #[cold]
+    fn rx_slow(&mut self, pkt: *mut sys::pktkit_lg_packet) {
         let Some(i) = self.slot_of(pkt) else {
             self.counters.bad_packets += 1;
             return;
@@ -530,8 +736,8 @@ impl State {
         self.deliver(m);
     }
 
-    /// The mbuf for slot `i`'s received packet: its own when the layout
-    /// allows, a copy otherwise; `None` for a malformed packet (counted).
+    /// The mbuf for slot `i`'s received packet, which is not in the
+    /// zero-copy shape: a copy; `None` for a malformed packet (counted).
     fn translate_rx(&mut self, i: usize) -> Option<Mbuf> {
         let s = &self.slots[i];
         let len = s.pkt.lp_len as usize;
@@ -546,27 +752,6 @@ impl State {
         }
         if flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
             mflags |= M_MCAST;
-        }
-        let own_buf = ptr::addr_of!(s.buf).cast_mut();
-        let zero_copy = !s.mbuf.is_null()
-            && s.pkt.lp_bufs == own_buf
-            && s.buf.lb_next.is_null()
-            && s.buf.lb_nfrags == 1
-            && s.buf.lb_frags == s.frags.as_ptr().cast_mut()
-            && s.frags[0].lf_len as usize == len
-            && len <= DATAROOM
-            // SAFETY: s.mbuf is the live buffer this slot lent.
-            && s.frags[0].lf_ptr == unsafe { (*s.mbuf).m_hdr.mh_data }.cast();
-        if zero_copy {
-            // SAFETY: the slot owned this fresh single buffer; ownership moves
-            // to the Mbuf (the caller releases the slot without freeing it).
-            let mut m = unsafe { Mbuf::from_raw(s.mbuf) };
-            self.slots[i].mbuf = ptr::null_mut();
-            m.set_len(len);
-            m.set_flags(mflags);
-            self.counters.rx_zero_copy += 1;
-            self.counters.rx_bytes += len as u64;
-            return Some(m);
         }
         let m = self.gather(i, len)?;
         let old = self.slots[i].mbuf;
@@ -661,22 +846,30 @@ impl State {
 
     /// Hands a received mbuf to the burst in progress or the queue.
     fn deliver(&mut self, m: Mbuf) {
-        if !self.rx_target.is_null() {
+        self.deliver_raw(m.into_raw());
+    }
+
+    /// [`State::deliver`] of a raw packet the caller owns.
+    #[inline(always)]
+    fn deliver_raw(&mut self, m: *mut mbuf) {
+        if !self.rx_target.is_null() && self.ring_len == 0 {
             // SAFETY: rx_target is set only for the length of an lf_poll
             // call, by rx_burst, which holds the batch borrowed mutably.
             let batch = unsafe { &mut *self.rx_target };
-            if batch.room() > 0 && self.ring_len == 0 {
-                let _ = batch.push(m);
+            if batch.room() > 0 {
+                // SAFETY: room checked; ownership of m moves to the batch.
+                unsafe { batch.push_raw(m) };
                 return;
             }
         }
         if self.ring_len == RX_RING {
             self.counters.rx_ring_drops += 1;
-            drop(m);
+            // SAFETY: we own m and nobody else references it.
+            drop(unsafe { Mbuf::from_raw(m) });
             return;
         }
         let at = (self.ring_head + self.ring_len) % RX_RING;
-        self.ring[at] = m.into_raw();
+        self.ring[at] = m;
         self.ring_len += 1;
         if self.rx_armed {
             self.rx_armed = false;
@@ -729,11 +922,12 @@ impl State {
         read_counter(self.rx_wake.as_raw_fd());
     }
 
-    /// Prepares slot for transmitting the packet at the front of `batch`.
-    /// Returns the slot, or `None` when no slot is free. Chains longer than
+    /// Prepares a slot for transmitting `m`. Returns the slot and the
+    /// frame's length, or `None` when no slot is free. Chains longer than
     /// [`FRAGS`] are unsendable: `Err(())`, and the caller drops the packet.
-    #[allow(clippy::result_unit_err)]
-    pub fn tx_prepare(&mut self, m: *mut mbuf) -> Option<Result<usize, ()>> {
+    /// The caller counts the transmit as lent.
+    #[inline(always)]
+    fn tx_prepare(&mut self, m: *mut mbuf) -> Option<Result<(usize, u64), ()>> {
         let i = self.take_slot()?;
         let s = &mut self.slots[i];
         let mut cur = m;
@@ -758,81 +952,162 @@ impl State {
             n += 1;
             cur = h.mh_next;
         }
-        s.buf = sys::pktkit_lg_buf {
-            lb_next: ptr::null_mut(),
-            lb_frags: s.frags.as_mut_ptr(),
-            lb_nfrags: n as u32,
-            lb_reserved: 0,
-        };
-        s.pkt = sys::pktkit_lg_packet {
-            lp_len: total as u32,
-            lp_flags: 0,
-            lp_bufs: &mut s.buf,
-            lp_done: Some(tx_done),
-            lp_driver: ptr::null_mut(),
-            lp_next: ptr::null_mut(),
-            lp_owner: [i as u64, 0],
-        };
+        s.lend(i, n as u32, total as u32);
         s.mbuf = m;
         s.state = SlotState::Tx;
-        Some(Ok(i))
+        Some(Ok((i, total)))
     }
 
-    /// The packet pointer and generation of slot `i`.
-    pub fn slot_packet(&mut self, i: usize) -> (*mut sys::pktkit_lg_packet, u32) {
-        let s = &mut self.slots[i];
-        (&mut s.pkt, s.generation)
+    /// Prepares transmits for the packets of `raw`, front first, as many as
+    /// `pkts` holds: their legacy packets go to `pkts`, their slots to
+    /// `slots`. Returns how many, and why it stopped early.
+    pub fn tx_prepare_burst(
+        &mut self,
+        raw: &[*mut mbuf],
+        pkts: &mut [*mut sys::pktkit_lg_packet],
+        slots: &mut [u32],
+    ) -> (usize, PrepStop) {
+        let n = raw.len().min(pkts.len()).min(slots.len());
+        let mut bytes = 0;
+        let mut stop = (n, PrepStop::No);
+        for k in 0..n {
+            match self.tx_prepare(raw[k]) {
+                Some(Ok((i, len))) => {
+                    pkts[k] = &mut self.slots[i].pkt;
+                    slots[k] = i as u32;
+                    bytes += len;
+                }
+                Some(Err(())) => {
+                    stop = (k, PrepStop::Unsendable);
+                    break;
+                }
+                None => {
+                    stop = (k, PrepStop::NoSlot);
+                    break;
+                }
+            }
+        }
+        // Counted as lent now; tx_untake and tx_failed take it back.
+        self.tx_lent += stop.0 as u32;
+        self.counters.tx_zero_copy += stop.0 as u64;
+        self.counters.tx_bytes += bytes;
+        stop
     }
 
-    /// Whether slot `i` was released since `generation`.
-    pub fn slot_completed(&self, i: usize, generation: u32) -> bool {
-        self.slots[i].generation != generation
+    /// Whether the transmit lent in slot `i` was completed. Inside one call
+    /// into the driver a completed slot cannot be lent for transmit again
+    /// (only the shim prepares transmits, between calls), so a slot no
+    /// longer in the `Tx` state was completed.
+    fn tx_completed(&self, i: u32) -> bool {
+        self.slots[i as usize].state != SlotState::Tx
     }
 
-    /// The frame length of slot `i`.
-    pub fn slot_len(&self, i: usize) -> u32 {
-        self.slots[i].pkt.lp_len
-    }
-
-    /// Slot `i`'s transmit was taken by the driver.
-    pub fn tx_taken(&mut self, i: usize) {
-        self.tx_lent += 1;
-        self.counters.tx_zero_copy += 1;
-        self.counters.tx_bytes += self.slots[i].pkt.lp_len as u64;
+    /// Releases prepared transmits that were never offered to the driver.
+    pub fn tx_release(&mut self, slots: &[u32]) {
+        for &i in slots {
+            self.tx_untake(i as usize);
+        }
     }
 
     /// Slot `i`'s transmit was not taken: the packet stays the caller's.
-    pub fn tx_untake(&mut self, i: usize) {
+    fn tx_untake(&mut self, i: usize) {
+        self.tx_unlend(i);
         self.release(i);
     }
 
     /// Slot `i`'s transmit failed before it was taken: frees the packet.
-    pub fn tx_failed(&mut self, i: usize) {
+    fn tx_failed(&mut self, i: usize) {
+        self.tx_unlend(i);
         let m = self.slots[i].mbuf;
         self.free_later(m);
         self.release(i);
         self.counters.tx_errors += 1;
     }
 
+    /// Takes back what `tx_prepare` counted for slot `i`.
+    fn tx_unlend(&mut self, i: usize) {
+        // The driver may have rewritten lp_len of a packet it did not take.
+        let len = self.slots[i].pkt.lp_len as u64;
+        self.counters.tx_zero_copy = self.counters.tx_zero_copy.saturating_sub(1);
+        self.counters.tx_bytes = self.counters.tx_bytes.saturating_sub(len);
+    }
+
+    /// After `lf_transmit` returned `rc` for slot `i`: whether the driver
+    /// took the packet. Not taken: the slot is released and the packet
+    /// stays the caller's.
+    pub fn tx_settle_one(&mut self, i: u32, rc: i32) -> bool {
+        self.counters.tx_calls += 1;
+        let i = i as usize;
+        if self.tx_completed(i as u32) || rc == 0 {
+            // lp_done may already have run (and freed the packet).
+            true
+        } else if rc == sys::PKTKIT_LG_EBUSY {
+            self.tx_untake(i);
+            false
+        } else {
+            self.tx_failed(i);
+            true
+        }
+    }
+
+    /// After `lf_transmit_burst` returned `rc` for the packets of `slots`:
+    /// how many of them the driver took, a prefix of them. The others are
+    /// released and stay the caller's. A driver that completed a packet
+    /// beyond the count it returned took that far (counted in
+    /// `bad_packets`); a failing burst (negative, not EBUSY) is freed whole
+    /// and counted in `tx_errors`.
+    pub fn tx_settle_burst(&mut self, slots: &[u32], rc: i32) -> usize {
+        self.counters.tx_burst_calls += 1;
+        let k = slots.len();
+        if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
+            for &i in slots {
+                if !self.tx_completed(i) {
+                    self.tx_failed(i as usize);
+                }
+            }
+            return k;
+        }
+        let said = usize::try_from(rc).unwrap_or(0);
+        let completed_to = slots
+            .iter()
+            .rposition(|&i| self.tx_completed(i))
+            .map_or(0, |j| j + 1);
+        if said > k || completed_to > said {
+            self.counters.bad_packets += 1;
+        }
+        let taken = said.min(k).max(completed_to);
+        self.tx_release(&slots[taken..]);
+        taken
+    }
+
     /// Completion of a lent transmit (the `lp_done` of every tx packet).
     fn tx_complete(&mut self, pkt: *mut sys::pktkit_lg_packet, status: i32) {
-        let Some(i) = self.slot_of(pkt) else {
-            self.counters.bad_packets += 1;
-            return;
-        };
-        if self.slots[i].state != SlotState::Tx {
-            self.counters.bad_packets += 1;
+        if !self.tx_complete_one(pkt) {
             return;
         }
-        let m = self.slots[i].mbuf;
-        self.free_later(m);
-        self.release(i);
-        self.tx_lent = self.tx_lent.saturating_sub(1);
         if status < 0 {
             self.counters.tx_errors += 1;
         } else {
             self.counters.tx_done += 1;
         }
+    }
+
+    /// Completes `pkt` if it is a transmit of ours (its packet goes back to
+    /// the pool, batched); false (counted) if it is not.
+    #[inline(always)]
+    fn tx_complete_one(&mut self, pkt: *mut sys::pktkit_lg_packet) -> bool {
+        let Some(i) = self.slot_of(pkt) else {
+            self.counters.bad_packets += 1;
+            return false;
+        };
+        if self.slots[i].state != SlotState::Tx {
+            self.counters.bad_packets += 1;
+            return false;
+        }
+        let m = self.slots[i].mbuf;
+        self.free_later(m);
+        self.release(i);
+        true
     }
 
     /// After the driver's stop: takes back every packet it still holds,
@@ -849,7 +1124,6 @@ impl State {
             }
         }
         self.counters.reclaimed += kept;
-        self.tx_lent = 0;
         while self.ring_len > 0 {
             let m = self.ring[self.ring_head];
             self.ring_head = (self.ring_head + 1) % RX_RING;
@@ -966,6 +1240,10 @@ pub static SERVICES: sys::pktkit_lg_services = sys::pktkit_lg_services {
     ls_timer_arm: Some(svc_timer_arm),
     ls_timer_destroy: Some(svc_timer_destroy),
     ls_delay_us: Some(svc_delay_us),
+    ls_pkt_alloc_burst: Some(svc_pkt_alloc_burst),
+    ls_pkt_free_burst: Some(svc_pkt_free_burst),
+    ls_rx_burst: Some(svc_rx_burst),
+    ls_tx_done_burst: Some(svc_tx_done_burst),
 };
 
 type Stack = *mut sys::pktkit_lg_stack;
@@ -989,7 +1267,75 @@ unsafe extern "C" fn svc_pkt_free(stack: Stack, pkt: *mut sys::pktkit_lg_packet)
 unsafe extern "C" fn svc_rx(stack: Stack, pkt: *mut sys::pktkit_lg_packet) {
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
+        st.counters.rx_upcalls += 1;
         st.rx(pkt);
+    }
+}
+
+/// The driver's array of `n` packet pointers (empty for NULL).
+///
+/// # Safety
+/// `pkts` must be NULL or point at `n` packet pointers that stay put for
+/// the length of the service call.
+unsafe fn packets<'a>(
+    pkts: *const *mut sys::pktkit_lg_packet,
+    n: u32,
+) -> &'a [*mut sys::pktkit_lg_packet] {
+    if pkts.is_null() {
+        return &[];
+    }
+    // SAFETY: per the contract above.
+    unsafe { std::slice::from_raw_parts(pkts, n as usize) }
+}
+
+unsafe extern "C" fn svc_pkt_alloc_burst(
+    stack: Stack,
+    size: u32,
+    pkts: *mut *mut sys::pktkit_lg_packet,
+    n: u32,
+) -> u32 {
+    // SAFETY: called by the driver; see current().
+    let Some(st) = (unsafe { current(stack) }) else {
+        return 0;
+    };
+    if pkts.is_null() {
+        return 0;
+    }
+    // SAFETY: the driver's array has room for n packet pointers.
+    let out = unsafe { std::slice::from_raw_parts_mut(pkts, (n as usize).min(BURST)) };
+    st.pkt_alloc_burst(size, out) as u32
+}
+
+unsafe extern "C" fn svc_pkt_free_burst(
+    stack: Stack,
+    pkts: *const *mut sys::pktkit_lg_packet,
+    n: u32,
+) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n packets.
+        st.pkt_free_burst(unsafe { packets(pkts, n) });
+    }
+}
+
+unsafe extern "C" fn svc_rx_burst(stack: Stack, pkts: *const *mut sys::pktkit_lg_packet, n: u32) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n packets.
+        st.rx_burst(unsafe { packets(pkts, n) });
+    }
+}
+
+unsafe extern "C" fn svc_tx_done_burst(
+    stack: Stack,
+    pkts: *const *mut sys::pktkit_lg_packet,
+    n: u32,
+    status: libc::c_int,
+) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n packets.
+        st.tx_complete_burst(unsafe { packets(pkts, n) }, status);
     }
 }
 
@@ -1526,7 +1872,7 @@ mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
 
-    /// Pins the v1 layout as drivers compiled against it see it.
+    /// Pins the 1.0 layout as drivers compiled against it see it.
     #[test]
     fn abi_v1_layout_is_pinned() {
         assert_eq!(size_of::<sys::pktkit_lg_frag>(), 24);
@@ -1539,8 +1885,33 @@ mod tests {
         assert_eq!(offset_of!(sys::pktkit_lg_entry, le_shutdown), 48);
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc), 8);
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_delay_us), 184);
-        assert_eq!(size_of::<sys::pktkit_lg_services>(), 192);
-        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 40);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_poll), 32);
+        // 1.0's services table and function table end here (1.1 appends).
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc_burst), 192);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
+    }
+
+    /// Pins what 1.1 appended: after every 1.0 member, so a 1.0 driver's
+    /// view is unchanged.
+    #[test]
+    fn abi_v1_1_appends_only() {
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc_burst), 192);
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_tx_done_burst), 216);
+        assert_eq!(size_of::<sys::pktkit_lg_services>(), 224);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
+        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 48);
+        assert_eq!(SERVICES.ls_size, 224);
+        assert_eq!(SERVICES.ls_abi_minor, 1);
+    }
+
+    /// The packet path touches a slot's first two cache lines only.
+    #[test]
+    fn slot_layout_is_pinned() {
         assert_eq!(offset_of!(Slot, pkt), 0);
+        assert_eq!(offset_of!(Slot, mbuf), 56);
+        assert_eq!(offset_of!(Slot, state), 64);
+        assert_eq!(offset_of!(Slot, buf), 72);
+        assert_eq!(offset_of!(Slot, frags), 96);
+        assert_eq!(size_of::<Slot>(), 512);
     }
 }

@@ -1,15 +1,20 @@
 //! One legacy device behind the driver contract: [`LegacyDriver`] (the
 //! control side) and its single rx/tx queue pair.
 //!
-//! Locking: everything of a device (the driver's `dev`, the [`StackCtx`])
-//! sits in one `Mutex<Core>` shared by the driver object and its queues.
-//! The runtime already serializes a [`Concurrency::Serialized`] driver; the
-//! mutex makes that a property of this crate too (an uncontended lock per
-//! burst, not per packet), so no entry point can overlap another even when
-//! called directly (benchmarks, tests).
+//! Serialization: everything of a device (the driver's `dev`, the
+//! [`StackCtx`]) sits in one [`Serial<Core>`] shared by the driver object
+//! and its queues. The runtime's driver lock already serializes a
+//! [`Concurrency::Serialized`] driver, so the shim takes no lock of its
+//! own: `Serial` only checks, with one atomic exchange per entry (per burst),
+//! that no other thread is inside, and makes an overlapping caller wait.
+//!
+//! Transmit: a driver of ABI 1.1 with `lf_transmit_burst` gets up to
+//! [`TX_BURST`] packets per call; otherwise `lf_transmit` is called per
+//! packet. Both share the slot preparation and the settling of what the
+//! driver took.
 
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pktkit_native::{
@@ -17,8 +22,9 @@ use pktkit_native::{
     LinkState, PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
 };
 
-use crate::ctx::{CallGuard, Callout, ShimCounters, StackCtx, SERVICES};
+use crate::ctx::{CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
 use crate::loader::LegacyLibrary;
+use crate::serial::Serial;
 use crate::sys;
 
 /// Interface prefix of every shimmed device (io-pkt's convention).
@@ -29,6 +35,8 @@ const SLOTS: usize = 1024;
 const WATCHDOG: Duration = Duration::from_secs(1);
 /// Watchdog looks without a completion, with transmits lent, before a timeout.
 const WATCHDOG_STRIKES: u32 = 3;
+/// Most packets one `lf_transmit_burst` call gets.
+pub const TX_BURST: usize = 64;
 
 struct Core {
     ctx: Box<StackCtx>,
@@ -36,6 +44,10 @@ struct Core {
     funcs: sys::pktkit_lg_funcs,
     shutdown: unsafe extern "C" fn(*mut sys::pktkit_lg_dev),
     started: bool,
+    /// The packets and slots of the transmit burst being lent (made once:
+    /// zeroing them per burst showed in profiles).
+    tx_pkts: Box<[*mut sys::pktkit_lg_packet; TX_BURST]>,
+    tx_slots: Box<[u32; TX_BURST]>,
     stopped_once: bool,
     last_tx_done: u64,
     strikes: u32,
@@ -46,14 +58,13 @@ struct Core {
 }
 
 // SAFETY: `dev` and `funcs` belong to the loaded driver, which the shim calls
-// from one thread at a time (under the Mutex around Core); the driver keeps
-// no thread affinity (ABI v1: it owns no threads).
+// from one thread at a time (Core is only reached through its Serial); the
+// driver keeps no thread affinity (ABI v1: it owns no threads).
 unsafe impl Send for Core {}
 
 impl Core {
     fn call<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _g = CallGuard::enter(&self.ctx);
-        f()
+        call_into(&self.ctx, f)
     }
 
     fn control_raw(&self, cmd: u32, arg: *mut libc::c_void) -> i32 {
@@ -96,6 +107,63 @@ impl Core {
         self.ctx.with(|st| st.flush_frees());
     }
 
+    /// Lends packets from the front of `batch` to the driver, a burst at a
+    /// time (`lf_transmit_burst`) or one at a time (`lf_transmit`), until
+    /// the batch is empty or the driver has no room. Returns how many it
+    /// took (sent, failed, or unsendable and freed).
+    fn transmit(&mut self, batch: &mut PacketBatch) -> usize {
+        let per_call = if self.funcs.lf_transmit_burst.is_some() {
+            TX_BURST
+        } else {
+            1
+        };
+        let Core {
+            ctx,
+            dev,
+            funcs,
+            tx_pkts: pkts,
+            tx_slots: slots,
+            ..
+        } = self;
+        let lender = Lender {
+            ctx,
+            dev: *dev,
+            funcs,
+        };
+        let mut taken = 0;
+        while !batch.is_empty() {
+            let raw = batch.as_raw();
+            let (k, stop) = ctx
+                .with(|st| st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call]));
+            if k > 0 {
+                let sent = lender.send(&pkts[..k], &slots[..k]);
+                batch.take_front_raw(sent);
+                taken += sent;
+                if sent < k {
+                    ctx.with(|st| st.counters.tx_busy += 1);
+                    break;
+                }
+            }
+            match stop {
+                PrepStop::No => {}
+                PrepStop::Unsendable => {
+                    // Taken, counted and freed.
+                    if let Some(&m) = batch.take_front_raw(1).first() {
+                        // SAFETY: the batch gave up m; nobody references it.
+                        drop(unsafe { pktkit_native::Mbuf::from_raw(m) });
+                        ctx.with(|st| st.counters.tx_errors += 1);
+                        taken += 1;
+                    }
+                }
+                PrepStop::NoSlot => {
+                    ctx.with(|st| st.counters.tx_busy += 1);
+                    break;
+                }
+            }
+        }
+        taken
+    }
+
     fn stats(&self) -> Option<sys::pktkit_lg_stats> {
         let mut s = sys::pktkit_lg_stats::default();
         (self.control_raw(sys::PKTKIT_LG_CTL_GET_STATS, (&raw mut s).cast()) == 0).then_some(s)
@@ -123,6 +191,49 @@ impl Core {
     }
 }
 
+/// What lending a transmit burst needs of a [`Core`], borrowed apart from
+/// its burst arrays.
+struct Lender<'a> {
+    ctx: &'a StackCtx,
+    dev: *mut sys::pktkit_lg_dev,
+    funcs: &'a sys::pktkit_lg_funcs,
+}
+
+impl Lender<'_> {
+    /// Lends the prepared packets `pkts` (in `slots`) and returns how many
+    /// the driver took, a prefix; the rest are released.
+    fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
+        let dev = self.dev;
+        if let Some(burst) = self.funcs.lf_transmit_burst {
+            // SAFETY: a 1.1 burst of packets whose fragments describe mbufs
+            // the slots hold; the array outlives the call.
+            let rc = call_into(self.ctx, || unsafe {
+                burst(dev, pkts.as_ptr(), pkts.len() as u32)
+            });
+            return self.ctx.with(|st| st.tx_settle_burst(slots, rc));
+        }
+        let Some(transmit) = self.funcs.lf_transmit else {
+            return 0;
+        };
+        for (j, &pkt) in pkts.iter().enumerate() {
+            // SAFETY: v1 transmit of a packet whose fragments describe an
+            // mbuf the slot holds.
+            let rc = call_into(self.ctx, || unsafe { transmit(dev, pkt) });
+            if !self.ctx.with(|st| st.tx_settle_one(slots[j], rc)) {
+                self.ctx.with(|st| st.tx_release(&slots[j + 1..]));
+                return j;
+            }
+        }
+        pkts.len()
+    }
+}
+
+/// Calls `f` (a call into the driver) marked as inside `ctx`'s driver.
+fn call_into<R>(ctx: &StackCtx, f: impl FnOnce() -> R) -> R {
+    let _g = CallGuard::enter(ctx);
+    f()
+}
+
 impl Drop for Core {
     fn drop(&mut self) {
         self.stop_driver();
@@ -137,8 +248,23 @@ impl Drop for Core {
     }
 }
 
-fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// The driver's function table, read only as far as ABI `minor` defines it
+/// (1.0's table ends before `lf_transmit_burst`).
+///
+/// # Safety
+/// `funcs` must point at a function table of at least that size.
+unsafe fn read_funcs(funcs: *const sys::pktkit_lg_funcs, minor: u32) -> sys::pktkit_lg_funcs {
+    let len = if minor >= 1 {
+        std::mem::size_of::<sys::pktkit_lg_funcs>()
+    } else {
+        std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst)
+    };
+    let mut out = sys::pktkit_lg_funcs::default();
+    // SAFETY: the driver's table has `len` bytes (per the contract); `out`
+    // is a local of at least that size; a prefix of a repr(C) struct of
+    // nullable function pointers is a valid value for those members.
+    unsafe { std::ptr::copy_nonoverlapping(funcs.cast::<u8>(), (&raw mut out).cast::<u8>(), len) };
+    out
 }
 
 fn lg_error(what: &str, rc: i32) -> DriverError {
@@ -155,7 +281,7 @@ fn lg_error(what: &str, rc: i32) -> DriverError {
 
 /// A legacy device attached through the shim.
 pub struct LegacyDriver {
-    core: Arc<Mutex<Core>>,
+    core: Arc<Serial<Core>>,
     lib: Arc<LegacyLibrary>,
     ifname: String,
     mac: [u8; 6],
@@ -213,9 +339,10 @@ impl LegacyDriver {
                 lib.name()
             )));
         }
-        // SAFETY: a v1 function table of the loaded driver; copied so no
-        // pointer into the library is kept beyond the code pointers.
-        let funcs = unsafe { *funcs };
+        // SAFETY: the function table of the loaded driver, as long as its
+        // minor says; copied so no pointer into the library is kept beyond
+        // the code pointers.
+        let funcs = unsafe { read_funcs(funcs, lib.abi().1) };
         let polled = funcs.lf_poll.is_some();
         let core = Core {
             ctx,
@@ -223,6 +350,8 @@ impl LegacyDriver {
             funcs,
             shutdown,
             started: false,
+            tx_pkts: Box::new([std::ptr::null_mut(); TX_BURST]),
+            tx_slots: Box::new([0; TX_BURST]),
             stopped_once: false,
             last_tx_done: 0,
             strikes: 0,
@@ -256,7 +385,7 @@ impl LegacyDriver {
             ..Capabilities::default()
         };
         Ok(LegacyDriver {
-            core: Arc::new(Mutex::new(core)),
+            core: Arc::new(Serial::new(core)),
             lib,
             ifname,
             mac,
@@ -269,7 +398,7 @@ impl LegacyDriver {
 
     /// The shim's counters for this device.
     pub fn shim_counters(&self) -> ShimCounters {
-        lock(&self.core).ctx.with(|st| st.counters)
+        self.core.enter().ctx.with(|st| st.counters)
     }
 }
 
@@ -291,7 +420,7 @@ impl Driver for LegacyDriver {
     }
 
     fn start(&mut self) -> Result<Queues, DriverError> {
-        let mut core = lock(&self.core);
+        let mut core = self.core.enter();
         if core.started {
             return Err(DriverError::Device(format!(
                 "{}: already started",
@@ -318,7 +447,7 @@ impl Driver for LegacyDriver {
             rx: vec![Box::new(LegacyRx {
                 core: self.core.clone(),
                 polled: self.polled,
-                wake_fd: lock(&self.core).ctx.with(|st| st.rx_wait_fd()),
+                wake_fd: self.core.enter().ctx.with(|st| st.rx_wait_fd()),
             })],
             tx: vec![Box::new(LegacyTx {
                 core: self.core.clone(),
@@ -328,11 +457,11 @@ impl Driver for LegacyDriver {
 
     fn stop(&mut self, queues: Queues) {
         drop(queues);
-        lock(&self.core).stop_driver();
+        self.core.enter().stop_driver();
     }
 
     fn link(&mut self) -> LinkState {
-        let core = lock(&self.core);
+        let core = self.core.enter();
         let mut l = sys::pktkit_lg_link::default();
         if core.control_raw(sys::PKTKIT_LG_CTL_GET_LINK, (&raw mut l).cast()) != 0 {
             // A driver that cannot say is reported down.
@@ -346,7 +475,7 @@ impl Driver for LegacyDriver {
     }
 
     fn control(&mut self, req: &Control) -> Result<(), DriverError> {
-        let mut core = lock(&self.core);
+        let mut core = self.core.enter();
         let rc = match req {
             Control::SetMtu(mtu) => {
                 if !(self.caps.min_mtu..=self.caps.max_mtu).contains(mtu) {
@@ -397,7 +526,7 @@ impl Driver for LegacyDriver {
     }
 
     fn counters(&self) -> DeviceCounters {
-        let core = lock(&self.core);
+        let core = self.core.enter();
         let c = core.ctx.with(|st| st.counters);
         let stats = core.stats().unwrap_or_default();
         let packets = c.rx_zero_copy + c.rx_copies;
@@ -420,6 +549,11 @@ impl Driver for LegacyDriver {
             ("bad_calls".to_owned(), c.bad_calls),
             ("io_errors".to_owned(), c.io_errors),
             ("driver_errors".to_owned(), core.driver_errors),
+            ("rx_upcalls".to_owned(), c.rx_upcalls),
+            ("rx_burst_upcalls".to_owned(), c.rx_burst_upcalls),
+            ("tx_calls".to_owned(), c.tx_calls),
+            ("tx_burst_calls".to_owned(), c.tx_burst_calls),
+            ("overlapping_entries".to_owned(), self.core.overlaps()),
             ("drv_ipackets".to_owned(), stats.st_ipackets),
             ("drv_opackets".to_owned(), stats.st_opackets),
             ("drv_ierrors".to_owned(), stats.st_ierrors),
@@ -441,7 +575,7 @@ impl Driver for LegacyDriver {
     }
 
     fn service(&mut self) -> Service {
-        let mut core = lock(&self.core);
+        let mut core = self.core.enter();
         core.run_callouts();
         // The transmit watchdog: lent transmits and no completion for
         // WATCHDOG_STRIKES looks in a row is a stalled driver.
@@ -495,7 +629,7 @@ impl Driver for LegacyDriver {
     }
 
     fn describe(&self) -> Vec<(String, String)> {
-        let core = lock(&self.core);
+        let core = self.core.enter();
         let (major, minor) = self.lib.abi();
         let c = core.ctx.with(|st| st.counters);
         let rx = c.rx_zero_copy + c.rx_copies;
@@ -503,6 +637,14 @@ impl Driver for LegacyDriver {
             ("legacy driver".into(), self.lib.name().to_owned()),
             ("library".into(), self.lib.path().display().to_string()),
             ("abi".into(), format!("{major}.{minor}")),
+            (
+                "transmit".into(),
+                if core.funcs.lf_transmit_burst.is_some() {
+                    format!("lf_transmit_burst (up to {TX_BURST})")
+                } else {
+                    "lf_transmit per packet".into()
+                },
+            ),
             (
                 "rx copies per packet".into(),
                 format!("{:.3}", c.rx_copies as f64 / rx.max(1) as f64),
@@ -531,7 +673,7 @@ impl Driver for LegacyDriver {
 /// The receive queue: drives `lf_poll` (polled drivers) and drains what
 /// the driver's up-calls queued.
 struct LegacyRx {
-    core: Arc<Mutex<Core>>,
+    core: Arc<Serial<Core>>,
     polled: bool,
     wake_fd: RawFd,
 }
@@ -539,7 +681,7 @@ struct LegacyRx {
 impl RxQueue for LegacyRx {
     fn rx_burst(&mut self, batch: &mut PacketBatch) -> usize {
         let before = batch.len();
-        let core = lock(&self.core);
+        let core = self.core.enter();
         if !core.started {
             return 0;
         }
@@ -568,7 +710,7 @@ impl RxQueue for LegacyRx {
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = lock(&self.core).ctx.with(|st| st.counters);
+        let c = self.core.enter().ctx.with(|st| st.counters);
         QueueCounters {
             packets: c.rx_zero_copy + c.rx_copies,
             bytes: c.rx_bytes,
@@ -585,81 +727,32 @@ impl RxQueue for LegacyRx {
     }
 
     fn arm(&mut self) -> bool {
-        lock(&self.core).ctx.with(|st| st.arm_rx())
+        self.core.enter().ctx.with(|st| st.arm_rx())
     }
 
     fn disarm(&mut self) {
-        lock(&self.core).ctx.with(|st| st.disarm_rx());
+        self.core.enter().ctx.with(|st| st.disarm_rx());
     }
 }
 
 /// The transmit queue: lends each packet to `lf_transmit` without copying.
 struct LegacyTx {
-    core: Arc<Mutex<Core>>,
+    core: Arc<Serial<Core>>,
 }
 
 impl TxQueue for LegacyTx {
     fn tx_burst(&mut self, batch: &mut PacketBatch) -> usize {
-        let core = lock(&self.core);
+        let mut core = self.core.enter();
         if !core.started {
             return 0;
         }
-        let (Some(transmit), dev) = (core.funcs.lf_transmit, core.dev) else {
-            return 0;
-        };
-        let mut taken = 0;
-        while let Some(&m) = batch.as_raw().first() {
-            let slot = match core.ctx.with(|st| st.tx_prepare(m)) {
-                None => {
-                    core.ctx.with(|st| st.counters.tx_busy += 1);
-                    break;
-                }
-                Some(Err(())) => {
-                    // Unsendable (a chain longer than the fragment list):
-                    // taken, counted and freed.
-                    batch.take_front_raw(1);
-                    // SAFETY: we own m now and nobody references it.
-                    drop(unsafe { pktkit_native::Mbuf::from_raw(m) });
-                    core.ctx.with(|st| st.counters.tx_errors += 1);
-                    taken += 1;
-                    continue;
-                }
-                Some(Ok(i)) => i,
-            };
-            let (pkt, generation) = core.ctx.with(|st| st.slot_packet(slot));
-            // SAFETY: v1 transmit of a packet whose fragments describe m.
-            let rc = core.call(|| unsafe { transmit(dev, pkt) });
-            let completed = core.ctx.with(|st| st.slot_completed(slot, generation));
-            if completed {
-                // lp_done already ran (and freed m): the packet was taken.
-                batch.take_front_raw(1);
-                core.ctx.with(|st| {
-                    st.counters.tx_zero_copy += 1;
-                    st.counters.tx_bytes += st.slot_len(slot) as u64;
-                });
-                taken += 1;
-            } else if rc == 0 {
-                batch.take_front_raw(1);
-                core.ctx.with(|st| st.tx_taken(slot));
-                taken += 1;
-            } else if rc == sys::PKTKIT_LG_EBUSY {
-                core.ctx.with(|st| {
-                    st.tx_untake(slot);
-                    st.counters.tx_busy += 1;
-                });
-                break;
-            } else {
-                batch.take_front_raw(1);
-                core.ctx.with(|st| st.tx_failed(slot));
-                taken += 1;
-            }
-        }
+        let taken = core.transmit(batch);
         core.ctx.with(|st| st.flush_frees());
         taken
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = lock(&self.core).ctx.with(|st| st.counters);
+        let c = self.core.enter().ctx.with(|st| st.counters);
         QueueCounters {
             packets: c.tx_done,
             bytes: c.tx_bytes,
@@ -670,6 +763,6 @@ impl TxQueue for LegacyTx {
     }
 
     fn reclaim(&mut self) {
-        lock(&self.core).ctx.with(|st| st.flush_frees());
+        self.core.enter().ctx.with(|st| st.flush_frees());
     }
 }

@@ -10,11 +10,14 @@
 //!   layout allows, counted copies otherwise);
 //! - [`device`]: [`LegacyDriver`], one device behind the contract,
 //!   serialized;
+//! - [`serial`]: the entry check that keeps a device's calls serialized
+//!   without a lock of its own;
 //! - [`factory`]: `legacy:/path.so` names resolved to driver factories;
 //! - [`drivers`]: paths of the legacy drivers this build compiled.
 //!
 //! `unsafe` lives in [`ctx`], [`device`] and [`loader`] (FFI with the C
-//! driver) and in the generated [`sys`] bindings.
+//! driver), in [`serial`] (the shared cell) and in the generated [`sys`]
+//! bindings.
 
 pub mod ctx;
 pub mod device;
@@ -22,6 +25,7 @@ pub mod drivers;
 pub mod elf;
 pub mod factory;
 pub mod loader;
+pub mod serial;
 pub mod sys;
 
 pub use device::{LegacyDriver, PREFIX};

@@ -63,6 +63,53 @@ fn transmit_errors_are_counted_and_freed() {
     healthy_runs(&pool);
 }
 
+/// ABI 1.1's lf_transmit_burst misbehaving: a failing burst is freed and
+/// counted, a burst completed beyond what the driver said it took counts
+/// as taken (nothing reaches the pool twice), a partial burst leaves the
+/// rest with the caller.
+#[test]
+fn burst_transmit_faults_are_settled_safely() {
+    let pool = pool("bad-burst", 256);
+    let (mut d, owner) =
+        attach(&pool, drivers::DEVN_BAD, &[("fault", "bursterr")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = frames(&pool, owner, 10);
+    assert_eq!(q.tx[0].tx_burst(&mut b), 10, "a failed burst is taken");
+    assert_eq!(q.tx[0].counters().errors, 10);
+    assert_eq!(extra(&*d, "tx_zero_copy"), 0);
+    assert_eq!(pool.held_by(owner), 0);
+    d.stop(q);
+    drop(d);
+
+    let (mut d, owner) =
+        attach(&pool, drivers::DEVN_BAD, &[("fault", "burstover")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = frames(&pool, owner, 10);
+    assert_eq!(q.tx[0].tx_burst(&mut b), 10, "completed means taken");
+    assert!(b.is_empty());
+    assert_eq!(extra(&*d, "tx_done"), 10);
+    assert_eq!(extra(&*d, "bad_packets"), 1);
+    assert_eq!(pool.held_by(owner), 0);
+    d.stop(q);
+    drop(d);
+
+    let (mut d, owner) =
+        attach(&pool, drivers::DEVN_BAD, &[("fault", "burstpart")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = frames(&pool, owner, 10);
+    assert_eq!(q.tx[0].tx_burst(&mut b), 5);
+    assert_eq!(b.len(), 5, "the rest stays with the caller");
+    assert_eq!(extra(&*d, "tx_done"), 5);
+    assert_eq!(extra(&*d, "tx_zero_copy"), 5);
+    assert_eq!(q.tx[0].counters().ring_full, 1);
+    assert_eq!(extra(&*d, "bad_packets"), 0);
+    b.free_all();
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+    healthy_runs(&pool);
+}
+
 #[test]
 fn a_stalled_transmitter_leaves_packets_with_the_caller() {
     let pool = pool("bad-busy", 256);

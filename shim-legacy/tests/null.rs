@@ -149,6 +149,106 @@ fn driver_built_against_the_v1_snapshot_loads_and_runs() {
     assert_eq!(q.tx[0].tx_burst(&mut b), 64);
     assert_eq!(extra(&*d, "tx_done"), 64);
     assert_eq!(extra(&*d, "rx_copies"), 0);
+    // A 1.0 driver knows nothing of bursts: one call per packet.
+    assert_eq!(extra(&*d, "tx_calls"), 64);
+    assert_eq!(extra(&*d, "tx_burst_calls"), 0);
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+/// Forwards `bursts` bursts of 64 frames through a port of `so`: rx, then
+/// tx of what was received; checks every frame and that the pool gets
+/// every buffer back. Returns the driver (stopped) for its counters.
+fn forward_through(so: &str, name: &str, bursts: usize) -> Box<dyn pktkit_native::Driver> {
+    let pool = pool(name, 512);
+    let (mut d, owner) = attach(&pool, so, &[("size", "128")]).expect("attach");
+    let mut q = d.start().expect("start");
+    for _ in 0..bursts {
+        let mut b = PacketBatch::with_limit(64);
+        assert_eq!(q.rx[0].rx_burst(&mut b), 64);
+        assert!(b.iter().all(|m| m.pkt_len() == 128 && m.owner() == owner));
+        assert_eq!(q.tx[0].tx_burst(&mut b), 64);
+        assert!(b.is_empty());
+    }
+    let n = (64 * bursts) as u64;
+    assert_eq!(extra(&*d, "tx_done"), n);
+    assert_eq!(extra(&*d, "tx_zero_copy"), n);
+    assert_eq!(extra(&*d, "rx_zero_copy"), n);
+    assert_eq!(extra(&*d, "rx_copies") + extra(&*d, "tx_copies"), 0);
+    assert_eq!(extra(&*d, "drv_opackets"), n);
+    assert_eq!(q.tx[0].counters().bytes, 128 * n);
+    d.stop(q);
+    assert_eq!(pool.held_by(owner), 0, "every buffer is back after stop");
+    d
+}
+
+/// A 1.0 driver runs through the per-packet calls, a 1.1 driver through
+/// the bursts, and both forward the same frames.
+#[test]
+fn a_1_0_driver_goes_per_packet_and_a_1_1_driver_in_bursts() {
+    let v10 = forward_through(drivers::DEVN_NULL_V1, "fwd-1.0", 4);
+    assert_eq!(extra(&*v10, "rx_upcalls"), 256);
+    assert_eq!(extra(&*v10, "tx_calls"), 256);
+    assert_eq!(extra(&*v10, "rx_burst_upcalls"), 0);
+    assert_eq!(extra(&*v10, "tx_burst_calls"), 0);
+    assert!(v10
+        .describe()
+        .iter()
+        .any(|(k, v)| k == "transmit" && v == "lf_transmit per packet"));
+
+    for so in [drivers::DEVN_NULL_V1_1, drivers::DEVN_NULL] {
+        let lib = pktkit_shim::LegacyLibrary::load(so.as_ref()).expect("1.1 driver");
+        assert_eq!(lib.abi(), (1, 1));
+        let v11 = forward_through(so, "fwd-1.1", 4);
+        assert_eq!(extra(&*v11, "rx_upcalls"), 0);
+        assert_eq!(extra(&*v11, "tx_calls"), 0);
+        // One up-call and one transmit call per burst of 64.
+        assert_eq!(extra(&*v11, "rx_burst_upcalls"), 4);
+        assert_eq!(extra(&*v11, "tx_burst_calls"), 4);
+        assert_eq!(extra(&*v11, "overlapping_entries"), 0);
+    }
+}
+
+/// The burst path keeps the copy rules: bare packets over driver memory
+/// are gathered and counted, per packet, within one burst up-call.
+#[test]
+fn bursts_of_bare_packets_are_copied_and_counted() {
+    let pool = pool("burst-copy", 256);
+    let (mut d, owner) = attach(
+        &pool,
+        drivers::DEVN_NULL,
+        &[("rxmode", "copy"), ("frags", "4"), ("size", "200")],
+    )
+    .expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(32);
+    assert_eq!(q.rx[0].rx_burst(&mut b), 32);
+    assert!(b.iter().all(|m| m.pkt_len() == 200
+        && m.to_vec()[12..]
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == (i + 12) as u8)));
+    assert_eq!(extra(&*d, "rx_copies"), 32);
+    assert_eq!(extra(&*d, "rx_burst_upcalls"), 1);
+    b.free_all();
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
+
+/// A burst the pool cannot fill completely: the driver gets fewer packets,
+/// the shortfall is counted, nothing leaks.
+#[test]
+fn a_short_pool_gives_short_bursts() {
+    let pool = pool("burst-short", 40);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL, &[]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(64);
+    let got = q.rx[0].rx_burst(&mut b);
+    assert!(got > 0 && got <= 40, "{got}");
+    assert!(extra(&*d, "pkt_alloc_failures") >= 1);
+    assert_eq!(q.tx[0].tx_burst(&mut b), got);
     d.stop(q);
     drop(d);
     assert_eq!(pool.held_by(owner), 0);
@@ -160,7 +260,26 @@ fn the_v1_snapshot_header_is_unchanged_where_v1_drivers_look() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/include/pktkit/");
     let v1 = std::fs::read_to_string(format!("{dir}legacy_abi_v1.h")).expect("snapshot");
     assert!(v1.contains("#define PKTKIT_LG_ABI_MAJOR\t1"));
+    assert!(v1.contains("#define PKTKIT_LG_ABI_MINOR\t0"));
+    let v1_1 = std::fs::read_to_string(format!("{dir}legacy_abi_v1_1.h")).expect("1.1 snapshot");
+    assert!(v1_1.contains("#define PKTKIT_LG_ABI_MINOR\t1"));
     let cur = std::fs::read_to_string(format!("{dir}legacy_abi.h")).expect("header");
+    // What a snapshot declares is still declared, in the same order, by
+    // the current header: later minors only append.
+    for (snap, name) in [(&v1, "v1"), (&v1_1, "v1_1")] {
+        let decls = |t: &str| -> Vec<String> {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| l.contains("(*l") || l.starts_with("uint32_t\tl"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let (old, new) = (decls(snap), decls(&cur));
+        assert!(
+            new.starts_with(&old) || old.iter().all(|l| new.contains(l)),
+            "legacy_abi.h dropped or reordered members of the {name} snapshot"
+        );
+    }
     assert!(
         cur.contains("#define PKTKIT_LG_ABI_MAJOR\t1"),
         "a new major needs a new shim path"

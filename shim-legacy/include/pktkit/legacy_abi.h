@@ -1,5 +1,5 @@
 /*
- * pktkit/legacy_abi.h -- the legacy driver ABI, version 1.
+ * pktkit/legacy_abi.h -- the legacy driver ABI, version 1.1.
  *
  * A legacy driver is a C shared object loaded by pktkit's shim
  * (shim-legacy/, crate pktkit-shim) by path:
@@ -20,9 +20,16 @@
  *
  * Versioning: a change that breaks a v1 driver (layout, meaning, removal)
  * needs a new major; a new minor may only append members at the end of
- * struct pktkit_lg_services (ls_size says how far a table goes).  The v1
- * snapshot of this file, legacy_abi_v1.h, is frozen: a test builds a driver
- * against it and loads it into the current shim.
+ * struct pktkit_lg_services (ls_size says how far the shim's table goes:
+ * test with PKTKIT_LG_SVC_HAS) and at the end of struct pktkit_lg_funcs
+ * (the shim reads a driver's table only as far as its le_abi_minor says).
+ * Every released minor has a frozen snapshot of this file
+ * (legacy_abi_v1.h for 1.0, legacy_abi_v1_1.h for 1.1): a test builds a
+ * driver against each and loads it into the current shim.
+ *
+ * 1.1 added bursts (optional on both sides, a 1.0 driver is unchanged):
+ * lf_transmit_burst, and the services ls_pkt_alloc_burst,
+ * ls_pkt_free_burst, ls_rx_burst and ls_tx_done_burst.
  *
  * docs/legacy-abi.md documents every call.
  */
@@ -33,7 +40,7 @@
 #include <stdint.h>
 
 #define PKTKIT_LG_ABI_MAJOR	1
-#define PKTKIT_LG_ABI_MINOR	0
+#define PKTKIT_LG_ABI_MINOR	1
 
 /* The one symbol a driver exports: const struct pktkit_lg_entry. */
 #define PKTKIT_LG_ENTRY_SYMBOL	"pktkit_legacy_entry"
@@ -238,7 +245,29 @@ struct pktkit_lg_services {
 	void	(*ls_timer_destroy)(struct pktkit_lg_stack *, int timer);
 	/* Busy-waits (device reset sequences); at most 100 ms. */
 	void	(*ls_delay_us)(struct pktkit_lg_stack *, uint32_t us);
+
+	/* ABI 1.1: bursts (hot).  Present when PKTKIT_LG_SVC_HAS says so;
+	 * a driver falls back to the per-packet calls above otherwise. */
+	/* Up to n packets as ls_pkt_alloc(size) each, into pkts[0..]; returns
+	 * how many (at most 256 a call; fewer when packets run short, 0 for a
+	 * bad size). */
+	uint32_t (*ls_pkt_alloc_burst)(struct pktkit_lg_stack *, uint32_t size,
+		    struct pktkit_lg_packet **pkts, uint32_t n);
+	/* ls_pkt_free of each of pkts[0..n). */
+	void	(*ls_pkt_free_burst)(struct pktkit_lg_stack *,
+		    struct pktkit_lg_packet *const *pkts, uint32_t n);
+	/* ls_rx of each of pkts[0..n), in order. */
+	void	(*ls_rx_burst)(struct pktkit_lg_stack *,
+		    struct pktkit_lg_packet *const *pkts, uint32_t n);
+	/* Completes n transmits (lp_done of each), all with status. */
+	void	(*ls_tx_done_burst)(struct pktkit_lg_stack *,
+		    struct pktkit_lg_packet *const *pkts, uint32_t n, int status);
 };
+
+/* Whether the shim's table svc has member m (set): ABI 1.1 on. */
+#define PKTKIT_LG_SVC_HAS(svc, m)					\
+	((svc)->ls_size >= offsetof(struct pktkit_lg_services, m) +	\
+	    sizeof((svc)->m) && (svc)->m != NULL)
 
 /* The driver's per-device state: opaque to the stack. */
 struct pktkit_lg_dev;
@@ -259,6 +288,17 @@ struct pktkit_lg_funcs {
 	/* Receives up to budget frames through ls_rx, returns how many;
 	 * NULL for interrupt-driven drivers (they receive in the handler). */
 	int	(*lf_poll)(struct pktkit_lg_dev *, uint32_t budget);
+
+	/* ABI 1.1 (read only from a driver whose le_abi_minor >= 1; NULL:
+	 * not provided, the shim calls lf_transmit per packet).
+	 * Sends pkts[0..n) in order: returns how many it took, a prefix
+	 * (0..n); each taken packet is completed exactly once later (lp_done
+	 * or ls_tx_done_burst; a frame that fails is taken and completed with
+	 * a negative status).  Fewer than n: no room for the rest, which stay
+	 * with the stack (PKTKIT_LG_EBUSY means 0).  Other < 0: the device
+	 * failed, nothing taken: the stack counts and frees all n. */
+	int	(*lf_transmit_burst)(struct pktkit_lg_dev *,
+		    struct pktkit_lg_packet *const *pkts, uint32_t n);
 };
 
 /* A -d option the driver accepts. */

@@ -13,6 +13,12 @@
  *	rxbad	hands up packets the stack never gave it, frees twice, and
  *		completes a transmit twice
  *	ctlerr	every control call fails (EIO), link reads fail too
+ *
+ * and three of ABI 1.1's lf_transmit_burst (only these set it):
+ *
+ *	bursterr	every burst fails (EIO): nothing taken
+ *	burstover	completes the whole burst and says it took none
+ *	burstpart	takes and completes the first half of each burst
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +30,8 @@
 
 enum bad_fault {
 	BAD_NONE, BAD_INIT, BAD_START, BAD_TXERR, BAD_TXBUSY, BAD_TXHOLD,
-	BAD_RXLEAK, BAD_RXBAD, BAD_CTLERR,
+	BAD_RXLEAK, BAD_RXBAD, BAD_CTLERR, BAD_BURSTERR, BAD_BURSTOVER,
+	BAD_BURSTPART,
 };
 
 struct pktkit_lg_dev {
@@ -146,6 +153,31 @@ static const struct pktkit_lg_funcs bad_funcs = {
 };
 
 static int
+bad_transmit_burst(struct pktkit_lg_dev *sc,
+    struct pktkit_lg_packet *const *pkts, uint32_t n)
+{
+	switch (sc->sc_fault) {
+	case BAD_BURSTERR:
+		return PKTKIT_LG_EIO;
+	case BAD_BURSTOVER:
+		sc->sc_svc->ls_tx_done_burst(sc->sc_stack, pkts, n, 0);
+		return 0;
+	default:
+		sc->sc_svc->ls_tx_done_burst(sc->sc_stack, pkts, n / 2, 0);
+		return (int)(n / 2);
+	}
+}
+
+static const struct pktkit_lg_funcs bad_burst_funcs = {
+	.lf_start = bad_start,
+	.lf_stop = bad_stop,
+	.lf_transmit = bad_transmit,
+	.lf_control = bad_control,
+	.lf_poll = bad_poll,
+	.lf_transmit_burst = bad_transmit_burst,
+};
+
+static int
 bad_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
     struct pktkit_lg_dev **devp, const struct pktkit_lg_funcs **funcsp,
     struct pktkit_lg_devinfo *info)
@@ -155,6 +187,8 @@ bad_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 		{ "txerr", BAD_TXERR }, { "txbusy", BAD_TXBUSY },
 		{ "txhold", BAD_TXHOLD }, { "rxleak", BAD_RXLEAK },
 		{ "rxbad", BAD_RXBAD }, { "ctlerr", BAD_CTLERR },
+		{ "bursterr", BAD_BURSTERR }, { "burstover", BAD_BURSTOVER },
+		{ "burstpart", BAD_BURSTPART },
 	};
 	struct pktkit_lg_dev *sc;
 	const char *opt;
@@ -184,7 +218,7 @@ bad_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 	info->di_mcast_slots = 0;
 	info->di_promisc = 1;
 	*devp = sc;
-	*funcsp = &bad_funcs;
+	*funcsp = sc->sc_fault >= BAD_BURSTERR ? &bad_burst_funcs : &bad_funcs;
 	return 0;
 }
 
@@ -195,7 +229,8 @@ bad_shutdown(struct pktkit_lg_dev *sc)
 }
 
 static const struct pktkit_lg_option bad_options[] = {
-	{ "fault", "none, init, start, txerr, txbusy, txhold, rxleak, rxbad, ctlerr", 0, 0 },
+	{ "fault", "none, init, start, txerr, txbusy, txhold, rxleak, rxbad, ctlerr, "
+	    "bursterr, burstover, burstpart", 0, 0 },
 	{ NULL, NULL, 0, 0 },
 };
 
