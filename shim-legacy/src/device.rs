@@ -608,7 +608,7 @@ impl Driver for LegacyDriver {
     fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
         // The legacy ABI has no fault-injection call; say why it could not
         // apply anyway when the device does no DMA at all (the NE2000).
-        let dma = lock(&self.core).ctx.with(|st| st.has_dma());
+        let dma = self.core.enter().ctx.with(|st| st.has_dma());
         Err(DriverError::Unsupported(if dma {
             format!(
                 "{}: the legacy ABI has no fault injection ({fault:?})",
