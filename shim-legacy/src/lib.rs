@@ -22,11 +22,13 @@
 pub mod ctx;
 pub mod device;
 pub mod drivers;
-pub mod elf;
 pub mod factory;
 pub mod loader;
 pub mod serial;
 pub mod sys;
+
+/// The ELF header check the loader makes (pktkit-elf).
+pub use pktkit_elf as elf;
 
 pub use device::{LegacyDriver, PREFIX};
 pub use factory::{factory, is_legacy_name, LEGACY_SCHEME};

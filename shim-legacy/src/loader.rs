@@ -159,7 +159,7 @@ pub fn check_file(path: &Path) -> Result<(), LoadError> {
             Err(e) => return Err(open(e)),
         }
     }
-    elf::check_header(&head[..got]).map_err(|source| LoadError::Elf {
+    elf::check_header(&head[..got], elf::ET_DYN).map_err(|source| LoadError::Elf {
         path: path.to_owned(),
         source,
     })

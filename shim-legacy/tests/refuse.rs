@@ -104,7 +104,10 @@ fn executable_is_not_a_shared_object() {
         matches!(
             &e,
             LoadError::Elf {
-                source: elf::ElfError::NotShared(2),
+                source: elf::ElfError::WrongType {
+                    found: 2,
+                    wanted: elf::ET_DYN,
+                },
                 ..
             }
         ),
