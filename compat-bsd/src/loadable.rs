@@ -17,25 +17,23 @@
 //!    stack keeps running.
 //!
 //! Then `dlopen(RTLD_NOW | RTLD_LOCAL)`, and the entry's ABI version is
-//! checked. Each object loaded takes one of [`MAX_OBJECTS`] slots whose
-//! `create_slot::<N>` is the factory's create function (the stack wants a
-//! plain function pointer); the factory, its options and the object stay
-//! for the life of the process, since interfaces of it may exist until then.
+//! checked. The factory's create function is a closure holding the
+//! object's driver description; the factory, its options and the object
+//! stay for the life of the process, since interfaces of it may exist until
+//! then.
 
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use pktkit_native::driver::CreateFn;
-use pktkit_native::{AttachArgs, Driver, DriverError, DriverFactory, OptionSpec};
+use pktkit_native::{DriverError, DriverFactory, OptionSpec};
 
 use crate::adapter::{Bus, CfAttach, PortedDriver, PCI_OPTIONS};
 use crate::{elf, sys};
 
 /// The entry symbol `PKTKIT_PORTED_DRIVER` defines.
 pub const ENTRY_SYMBOL: &str = "pktkit_ported_driver";
-/// Most distinct ported objects one process loads.
-pub const MAX_OBJECTS: usize = 8;
 
 /// Why a ported `.so` was refused.
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +84,6 @@ pub enum LoadError {
         /// What is wrong.
         why: String,
     },
-    /// All slots are taken.
-    #[error("at most {MAX_OBJECTS} ported driver objects per process")]
-    TooMany,
 }
 
 impl From<LoadError> for DriverError {
@@ -160,27 +155,7 @@ struct Loaded {
     factory: &'static DriverFactory,
 }
 
-static SLOTS: [OnceLock<&'static PortedDriver>; MAX_OBJECTS] =
-    [const { OnceLock::new() }; MAX_OBJECTS];
 static LOADED: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
-
-const CREATE: [CreateFn; MAX_OBJECTS] = [
-    create_slot::<0>,
-    create_slot::<1>,
-    create_slot::<2>,
-    create_slot::<3>,
-    create_slot::<4>,
-    create_slot::<5>,
-    create_slot::<6>,
-    create_slot::<7>,
-];
-
-fn create_slot<const N: usize>(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {
-    let driver = SLOTS[N]
-        .get()
-        .ok_or_else(|| DriverError::Device("compat-bsd: empty ported object slot".into()))?;
-    driver.create(args)
-}
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
@@ -198,19 +173,13 @@ pub fn factory(name: &str) -> Result<&'static DriverFactory, LoadError> {
     if let Some(l) = loaded.iter().find(|l| l.path == canonical) {
         return Ok(l.factory);
     }
-    let slot = loaded.len();
-    if slot == MAX_OBJECTS {
-        return Err(LoadError::TooMany);
-    }
     check_file(&canonical)?;
     let driver: &'static PortedDriver = Box::leak(Box::new(open(&canonical)?));
+    let create: CreateFn = Box::leak(Box::new(move |args: &_| driver.create(args)));
     let factory: &'static DriverFactory = Box::leak(Box::new(DriverFactory {
         name: leak(name.to_string()),
-        ..driver.factory(CREATE[slot])
+        ..driver.factory(create)
     }));
-    if SLOTS[slot].set(driver).is_err() {
-        return Err(LoadError::TooMany);
-    }
     loaded.push(Loaded {
         path: canonical,
         factory,

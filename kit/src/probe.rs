@@ -111,7 +111,7 @@ pub static FACTORY: DriverFactory = DriverFactory {
     description: "test driver that detects concurrent entry (concurrency-class checks)",
     devices: 1,
     options: OPTIONS,
-    create,
+    create: &create,
 };
 
 fn create(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {

@@ -536,8 +536,12 @@ impl AttachArgs {
     }
 }
 
-/// Creates the devices of one attach from checked arguments.
-pub type CreateFn = fn(&AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError>;
+/// Creates the devices of one attach from checked arguments: `&create`
+/// (a plain function) for a driver built in, a leaked closure for one
+/// found at run time (a loaded `.so`), which carries what it needs (the
+/// library) itself.
+pub type CreateFn =
+    &'static (dyn Fn(&AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> + Send + Sync);
 
 /// How the stack finds and creates a driver.
 pub struct DriverFactory {

@@ -31,4 +31,4 @@ fn create(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {
 }
 
 /// How the stack finds this driver.
-pub static FACTORY: DriverFactory = DRIVER.factory(create);
+pub static FACTORY: DriverFactory = DRIVER.factory(&create);

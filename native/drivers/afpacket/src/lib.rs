@@ -84,7 +84,7 @@ pub static FACTORY: DriverFactory = DriverFactory {
             required: false,
         },
     ],
-    create,
+    create: &create,
 };
 
 /// How the rings are cut.

@@ -56,7 +56,7 @@ pub static FACTORY: DriverFactory = DriverFactory {
             required: false,
         },
     ],
-    create,
+    create: &create,
 };
 
 /// Attach counter, so that every null device gets a distinct default MAC.

@@ -71,7 +71,7 @@ pub static FACTORY: DriverFactory = DriverFactory {
             required: false,
         },
     ],
-    create,
+    create: &create,
 };
 
 /// Attach counter, so that every pair gets distinct default MACs.

@@ -67,7 +67,7 @@ pub static FACTORY: DriverFactory = DriverFactory {
             required: false,
         },
     ],
-    create,
+    create: &create,
 };
 
 fn create(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {

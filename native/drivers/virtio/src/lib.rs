@@ -94,7 +94,7 @@ pub static FACTORY: DriverFactory = DriverFactory {
             required: false,
         },
     ],
-    create,
+    create: &create,
 };
 
 /// Options after checking.
