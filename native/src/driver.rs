@@ -171,8 +171,10 @@ pub struct Capabilities {
     pub max_mtu: u32,
     /// Offloads the device does.
     pub offloads: Offloads,
-    /// Exact multicast addresses the hardware filter holds; beyond that the
-    /// driver falls back to all-multicast. 0: no filter (always all-multi).
+    /// Multicast addresses the hardware filter holds (exact entries, or
+    /// groups a hash filter takes while it still filters most others, e.g.
+    /// the DP8390's 64-bit hash); beyond that the stack asks for
+    /// all-multicast. 0: no filter (always all-multi).
     pub multicast_slots: u32,
     /// Whether the device can be made promiscuous.
     pub promisc: bool,

@@ -18,7 +18,10 @@
  * Interrupts are INTx: the handler runs the ring, completes the transmit,
  * acknowledges ISR and unmasks.  A 1 s timer times out a transmit the
  * card never finished.  A ring overflow (ISR.OVW) is recovered with the
- * datasheet's procedure (ne_overflow).
+ * datasheet's procedure (ne_overflow).  Multicast goes through the
+ * DP8390's 64-bit hash filter (MAR0-7, ne_mcast_hash), programmed from the
+ * stack's group list.  ABI 1.2's lf_reset resets the chip through the
+ * NE2000 reset port and reprograms it with the settings it had (ne_reset_dev).
  *
  * The receive ring is small (9 full frames on 16 KiB, 20 on 32 KiB), so
  * the driver reports it (di_rx_frames) and the stack keeps TCP windows on
@@ -107,6 +110,14 @@
 #define NE_MAX_FRAME	1514
 #define NE_RDC_SPINS	10000
 #define NE_TX_TIMEOUT_TICKS 2
+/*
+ * Groups the stack may program before it asks for all-multicast instead:
+ * each group sets one of the 64 hash bits, so 16 groups leave at least
+ * three quarters of unrelated groups filtered out by the chip.
+ */
+#define NE_MCAST_SLOTS	16
+/* CRC-32 of IEEE 802.3 (s3.2.9), x^32 + x^26 + ... + 1, MSB-first form. */
+#define NE_CRC32_POLY	0x04c11db7u
 
 #define NE_VENDOR	0x10ec
 #define NE_DEVICE	0x8029
@@ -118,6 +129,8 @@ struct pktkit_lg_dev {
 	int				sc_timer;
 	uint32_t			sc_running;
 	uint32_t			sc_rcr;
+	uint32_t			sc_allmulti;	/* MAR all ones */
+	uint8_t				sc_mar[8];	/* hash of the group list */
 	uint8_t				sc_rx_stop;	/* ring end page */
 	uint8_t				sc_mac[6];
 	struct pktkit_lg_packet		*sc_tx_pkt;	/* in flight, or NULL */
@@ -144,6 +157,66 @@ ne_log(struct pktkit_lg_dev *sc, int level, const char *msg)
 {
 	sc->sc_svc->ls_log(sc->sc_stack, level, msg);
 }
+
+/*
+ * The multicast hash bit of a group address (DP8390D s8.0 "Multicast
+ * address filter"): the chip runs the destination address through the
+ * CRC generator of the Ethernet FCS (IEEE 802.3 s3.2.9: register preset
+ * to all ones, each byte least significant bit first, as it comes off the
+ * wire) and latches the six most significant bits of the register, not
+ * complemented.  Of those, the top three pick MAR0-7 and the low three
+ * the bit in it: the result indexes MAR bit (hash % 8) of MAR(hash / 8).
+ */
+static unsigned int
+ne_mcast_hash(const uint8_t addr[6])
+{
+	uint32_t crc = 0xffffffffu;
+	unsigned int i, bit;
+
+	for (i = 0; i < 6; i++) {
+		for (bit = 0; bit < 8; bit++) {
+			uint32_t in = (addr[i] >> bit) & 1u;
+			uint32_t feedback = (crc >> 31) ^ in;
+
+			crc <<= 1;
+			if (feedback)
+				crc ^= NE_CRC32_POLY;
+		}
+	}
+	return crc >> 26;
+}
+
+/* The hash filter for a group list: one bit per group (shared when two
+ * groups collide). */
+static void
+ne_mcast_filter(const uint8_t (*addrs)[6], uint32_t count, uint8_t mar[8])
+{
+	uint32_t i;
+	unsigned int h;
+
+	memset(mar, 0, 8);
+	for (i = 0; i < count; i++) {
+		h = ne_mcast_hash(addrs[i]);
+		mar[h >> 3] |= (uint8_t)(1u << (h & 7));
+	}
+}
+
+#ifdef NE_TEST_HOOKS
+/* Host tests (tests/ne2000.rs) reach the filter through these; the lab's
+ * driver is built without them. */
+PKTKIT_LG_EXPORT unsigned int
+ne_test_mcast_hash(const uint8_t addr[6])
+{
+	return ne_mcast_hash(addr);
+}
+
+PKTKIT_LG_EXPORT void
+ne_test_mcast_filter(const uint8_t (*addrs)[6], uint32_t count,
+    uint8_t mar[8])
+{
+	ne_mcast_filter(addrs, count, mar);
+}
+#endif
 
 /*
  * Remote DMA set-up (DP8390D s10.0): abort any transfer, clear RDC, load
@@ -302,9 +375,22 @@ ne_init_regs(struct pktkit_lg_dev *sc)
 	for (i = 0; i < 6; i++)
 		ne_out(sc, NE_PAR0 + i, sc->sc_mac[i]);
 	for (i = 0; i < 8; i++)
-		ne_out(sc, NE_MAR0 + i, 0xff);	/* all multicast; see below */
+		ne_out(sc, NE_MAR0 + i, sc->sc_allmulti ? 0xff : sc->sc_mar[i]);
 	ne_out(sc, NE_CURR, NE_RX_START + 1);
 	ne_out(sc, NE_CR, CR_PAGE0 | CR_STP | CR_RD_ABORT);
+}
+
+/* Loads MAR0-7 (page 1) on the running or stopped controller. */
+static void
+ne_load_mar(struct pktkit_lg_dev *sc)
+{
+	uint8_t run = sc->sc_running ? CR_STA : CR_STP;
+	int i;
+
+	ne_out(sc, NE_CR, CR_PAGE1 | run | CR_RD_ABORT);
+	for (i = 0; i < 8; i++)
+		ne_out(sc, NE_MAR0 + i, sc->sc_allmulti ? 0xff : sc->sc_mar[i]);
+	ne_out(sc, NE_CR, CR_PAGE0 | run | CR_RD_ABORT);
 }
 
 /* The station address from the PROM at remote address 0: in word mode
@@ -609,10 +695,20 @@ ne_control(struct pktkit_lg_dev *sc, uint32_t cmd, void *arg)
 			ne_out(sc, NE_RCR, sc->sc_rcr);
 		return 0;
 	case PKTKIT_LG_CTL_SET_ALLMULTI:
-	case PKTKIT_LG_CTL_SET_MULTICAST:
-		/* The hash filter is left open (all MAR bits set): every
-		 * multicast is accepted, and the stack filters. */
+		sc->sc_allmulti = *(const uint32_t *)arg != 0;
+		ne_load_mar(sc);
 		return 0;
+	case PKTKIT_LG_CTL_SET_MULTICAST: {
+		const struct pktkit_lg_mcast *m = arg;
+
+		if (m->lm_count > 0 && m->lm_addrs == NULL)
+			return PKTKIT_LG_EINVAL;
+		/* Any number fits a hash filter; more groups, more
+		 * unrelated ones pass (the stack filters those). */
+		ne_mcast_filter(m->lm_addrs, m->lm_count, sc->sc_mar);
+		ne_load_mar(sc);
+		return 0;
+	}
 	case PKTKIT_LG_CTL_SET_MTU: {
 		uint32_t mtu = *(const uint32_t *)arg;
 		return (mtu >= 68 && mtu <= 1500) ? 0 : PKTKIT_LG_EINVAL;
@@ -622,12 +718,33 @@ ne_control(struct pktkit_lg_dev *sc, uint32_t cmd, void *arg)
 	}
 }
 
+/*
+ * ABI 1.2 lf_reset, on the stopped device: the NE2000 reset (reset port,
+ * ISR.RST), then DP8390D s11.0 steps 1-9 with the address and filters the
+ * driver keeps (ne_init_regs); lf_start does step 10.  The PROM and the
+ * buffer memory size do not change, so attach's probes are not repeated.
+ */
+static int
+ne_reset_dev(struct pktkit_lg_dev *sc)
+{
+	if (sc->sc_running)
+		return PKTKIT_LG_EBUSY;
+	if (ne_reset(sc) != 0) {
+		ne_log(sc, PKTKIT_LG_LOG_ERR, "ne2000: reset timed out");
+		return PKTKIT_LG_EIO;
+	}
+	ne_init_regs(sc);
+	ne_log(sc, PKTKIT_LG_LOG_INFO, "ne2000: chip reset and reprogrammed");
+	return 0;
+}
+
 static const struct pktkit_lg_funcs ne_funcs = {
 	.lf_start = ne_start,
 	.lf_stop = ne_stop,
 	.lf_transmit = ne_transmit,
 	.lf_control = ne_control,
 	.lf_poll = NULL,	/* interrupt driven */
+	.lf_reset = ne_reset_dev,
 };
 
 static int
@@ -683,7 +800,7 @@ ne_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 	    sc->sc_rx_stop == NE_RX_STOP_32K ? 32u : 16u);
 	svc->ls_log(stack, PKTKIT_LG_LOG_INFO, msg);
 	info->di_max_mtu = 1500;
-	info->di_mcast_slots = 0;
+	info->di_mcast_slots = NE_MCAST_SLOTS;
 	info->di_promisc = 1;
 	/* Full-size frames take 6 pages of the receive ring (DP8390D s7.0). */
 	info->di_rx_frames = (sc->sc_rx_stop - NE_RX_START) /

@@ -59,6 +59,9 @@ static int	null_poll(struct pktkit_lg_dev *, uint32_t);
 static int	null_transmit_burst(struct pktkit_lg_dev *,
 		    struct pktkit_lg_packet *const *, uint32_t);
 #endif
+#if PKTKIT_LG_ABI_MINOR >= 2
+static int	null_reset(struct pktkit_lg_dev *);
+#endif
 
 static const struct pktkit_lg_funcs null_funcs = {
 	.lf_start = null_start,
@@ -68,6 +71,9 @@ static const struct pktkit_lg_funcs null_funcs = {
 	.lf_poll = null_poll,
 #if PKTKIT_LG_ABI_MINOR >= 1
 	.lf_transmit_burst = null_transmit_burst,
+#endif
+#if PKTKIT_LG_ABI_MINOR >= 2
+	.lf_reset = null_reset,
 #endif
 };
 
@@ -122,6 +128,18 @@ parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
+/* The received frame (copy mode): broadcast destination, our source. */
+static void
+null_make_frame(struct pktkit_lg_dev *sc)
+{
+	uint32_t i;
+
+	memset(sc->sc_frame, 0xff, 6);
+	memcpy(sc->sc_frame + 6, sc->sc_mac, 6);
+	for (i = 12; i < NULL_MAX_SIZE; i++)
+		sc->sc_frame[i] = (uint8_t)i;
+}
+
 static int
 null_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
     struct pktkit_lg_dev **devp, const struct pktkit_lg_funcs **funcsp,
@@ -130,7 +148,6 @@ null_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 	static const uint8_t default_mac[6] = { 0x02, 0x65, 0x6e, 0, 0, 1 };
 	struct pktkit_lg_dev *sc;
 	const char *opt;
-	uint32_t i;
 
 	sc = calloc(1, sizeof(*sc));
 	if (sc == NULL)
@@ -164,11 +181,7 @@ null_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 	    PKTKIT_LG_SVC_HAS(svc, ls_rx_burst) &&
 	    PKTKIT_LG_SVC_HAS(svc, ls_tx_done_burst);
 #endif
-	/* A frame the stack can tell apart: broadcast destination, our source. */
-	memset(sc->sc_frame, 0xff, 6);
-	memcpy(sc->sc_frame + 6, sc->sc_mac, 6);
-	for (i = 12; i < NULL_MAX_SIZE; i++)
-		sc->sc_frame[i] = (uint8_t)i;
+	null_make_frame(sc);
 
 	info->di_max_mtu = NULL_MAX_MTU;
 	info->di_mcast_slots = 64;
@@ -201,6 +214,23 @@ null_stop(struct pktkit_lg_dev *sc)
 	/* Every transmit completes inside null_transmit: nothing is held. */
 	sc->sc_running = 0;
 }
+
+#if PKTKIT_LG_ABI_MINOR >= 2
+/*
+ * ABI 1.2: the null "hardware" reset.  Its counters are the device's, so
+ * they start again from 0; the settings stay (address, MTU, filters) and
+ * the frame it receives is made again from the current address.
+ */
+static int
+null_reset(struct pktkit_lg_dev *sc)
+{
+	if (sc->sc_running)
+		return PKTKIT_LG_EBUSY;	/* the stack resets only when stopped */
+	memset(&sc->sc_stats, 0, sizeof(sc->sc_stats));
+	null_make_frame(sc);
+	return 0;
+}
+#endif
 
 static int
 null_transmit(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)

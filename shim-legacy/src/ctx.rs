@@ -1899,9 +1899,9 @@ mod tests {
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_tx_done_burst), 216);
         assert_eq!(size_of::<sys::pktkit_lg_services>(), 224);
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
-        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 48);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_reset), 48);
         assert_eq!(SERVICES.ls_size, 224);
-        assert_eq!(SERVICES.ls_abi_minor, 1);
+        assert!(SERVICES.ls_abi_minor >= 1);
     }
 
     /// The packet path touches a slot's first two cache lines only.

@@ -164,6 +164,20 @@ impl Core {
         taken
     }
 
+    /// The result of a control or reset call named `what`: 0 is done,
+    /// `PKTKIT_LG_ENOTSUP` unsupported, another errno an error (counted in
+    /// `driver_errors`).
+    fn settle_call(&mut self, what: &str, rc: i32) -> Result<(), DriverError> {
+        match rc {
+            0 => Ok(()),
+            sys::PKTKIT_LG_ENOTSUP => Err(DriverError::Unsupported(what.to_owned())),
+            rc => {
+                self.driver_errors += 1;
+                Err(lg_error(what, rc))
+            }
+        }
+    }
+
     fn stats(&self) -> Option<sys::pktkit_lg_stats> {
         let mut s = sys::pktkit_lg_stats::default();
         (self.control_raw(sys::PKTKIT_LG_CTL_GET_STATS, (&raw mut s).cast()) == 0).then_some(s)
@@ -249,15 +263,15 @@ impl Drop for Core {
 }
 
 /// The driver's function table, read only as far as ABI `minor` defines it
-/// (1.0's table ends before `lf_transmit_burst`).
+/// (1.0's table ends before `lf_transmit_burst`, 1.1's before `lf_reset`).
 ///
 /// # Safety
 /// `funcs` must point at a function table of at least that size.
 unsafe fn read_funcs(funcs: *const sys::pktkit_lg_funcs, minor: u32) -> sys::pktkit_lg_funcs {
-    let len = if minor >= 1 {
-        std::mem::size_of::<sys::pktkit_lg_funcs>()
-    } else {
-        std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst)
+    let len = match minor {
+        0 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst),
+        1 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_reset),
+        _ => std::mem::size_of::<sys::pktkit_lg_funcs>(),
     };
     let mut out = sys::pktkit_lg_funcs::default();
     // SAFETY: the driver's table has `len` bytes (per the contract); `out`
@@ -512,17 +526,7 @@ impl Driver for LegacyDriver {
                 core.control_raw(sys::PKTKIT_LG_CTL_SET_MULTICAST, (&raw mut m).cast())
             }
         };
-        match rc {
-            0 => Ok(()),
-            sys::PKTKIT_LG_ENOTSUP => Err(DriverError::Unsupported(format!(
-                "{}: {req:?}",
-                self.lib.name()
-            ))),
-            rc => {
-                core.driver_errors += 1;
-                Err(lg_error(&format!("{}: {req:?}", self.lib.name()), rc))
-            }
-        }
+        core.settle_call(&format!("{}: {req:?}", self.lib.name()), rc)
     }
 
     fn counters(&self) -> DeviceCounters {
@@ -603,6 +607,32 @@ impl Driver for LegacyDriver {
             link_changed,
             needs_reset,
         }
+    }
+
+    /// `lf_reset` (ABI 1.2) on the stopped device: the driver resets the
+    /// chip and reprograms it, keeping its settings; `start` follows.
+    fn reset(&mut self) -> Result<(), DriverError> {
+        let mut core = self.core.enter();
+        let Some(reset) = core.funcs.lf_reset else {
+            let (major, minor) = self.lib.abi();
+            return Err(DriverError::Unsupported(format!(
+                "{}: no lf_reset (driver built for legacy ABI {major}.{minor}; reset is 1.2)",
+                self.lib.name()
+            )));
+        };
+        if core.started {
+            return Err(DriverError::Device(format!(
+                "{}: reset while started (stop first)",
+                self.ifname
+            )));
+        }
+        let dev = core.dev;
+        // SAFETY: a 1.2 reset on a stopped device (nothing lent: stop
+        // reclaimed it), read from a table of a driver of minor >= 2.
+        let rc = core.call(|| unsafe { reset(dev) });
+        // A driver may have freed or taken packets while resetting.
+        core.ctx.with(|st| st.reclaim_all());
+        core.settle_call(&format!("{}: lf_reset", self.lib.name()), rc)
     }
 
     fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
@@ -764,5 +794,55 @@ impl TxQueue for LegacyTx {
 
     fn reclaim(&mut self) {
         self.core.enter().ctx.with(|st| st.flush_frees());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    unsafe extern "C" fn fake_reset(_: *mut sys::pktkit_lg_dev) -> i32 {
+        0
+    }
+
+    unsafe extern "C" fn fake_burst(
+        _: *mut sys::pktkit_lg_dev,
+        _: *const *mut sys::pktkit_lg_packet,
+        _: u32,
+    ) -> i32 {
+        0
+    }
+
+    /// Pins what 1.2 appended: `lf_reset` after every 1.1 member.
+    #[test]
+    fn abi_v1_2_appends_lf_reset_only() {
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_reset), 48);
+        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 56);
+        assert_eq!(sys::PKTKIT_LG_ABI_MINOR, 2);
+    }
+
+    /// A driver's table is read only as far as its minor defines it: what
+    /// lies beyond (another object's bytes, in a real 1.0 or 1.1 driver)
+    /// is never taken for a function.
+    #[test]
+    fn the_function_table_is_read_as_far_as_the_minor() {
+        let full = sys::pktkit_lg_funcs {
+            lf_transmit_burst: Some(fake_burst),
+            lf_reset: Some(fake_reset),
+            ..Default::default()
+        };
+        // SAFETY: `full` is a whole table, longer than any prefix read.
+        let (v0, v1, v2) = unsafe {
+            (
+                read_funcs(&full, 0),
+                read_funcs(&full, 1),
+                read_funcs(&full, 2),
+            )
+        };
+        assert!(v0.lf_transmit_burst.is_none() && v0.lf_reset.is_none());
+        assert!(v1.lf_transmit_burst.is_some() && v1.lf_reset.is_none());
+        assert!(v2.lf_transmit_burst.is_some() && v2.lf_reset.is_some());
     }
 }

@@ -1,5 +1,5 @@
 /*
- * pktkit/legacy_abi.h -- the legacy driver ABI, version 1.1.
+ * pktkit/legacy_abi.h -- the legacy driver ABI, version 1.2.
  *
  * A legacy driver is a C shared object loaded by pktkit's shim
  * (shim-legacy/, crate pktkit-shim) by path:
@@ -24,12 +24,16 @@
  * test with PKTKIT_LG_SVC_HAS) and at the end of struct pktkit_lg_funcs
  * (the shim reads a driver's table only as far as its le_abi_minor says).
  * Every released minor has a frozen snapshot of this file
- * (legacy_abi_v1.h for 1.0, legacy_abi_v1_1.h for 1.1): a test builds a
- * driver against each and loads it into the current shim.
+ * (legacy_abi_v1.h for 1.0, legacy_abi_v1_1.h for 1.1, legacy_abi_v1_2.h
+ * for 1.2): a test builds a driver against each and loads it into the
+ * current shim.
  *
  * 1.1 added bursts (optional on both sides, a 1.0 driver is unchanged):
  * lf_transmit_burst, and the services ls_pkt_alloc_burst,
  * ls_pkt_free_burst, ls_rx_burst and ls_tx_done_burst.
+ *
+ * 1.2 added lf_reset (optional; without it, or from a 1.0 or 1.1 driver,
+ * the stack's reset answers "not supported").
  *
  * docs/legacy-abi.md documents every call.
  */
@@ -40,7 +44,7 @@
 #include <stdint.h>
 
 #define PKTKIT_LG_ABI_MAJOR	1
-#define PKTKIT_LG_ABI_MINOR	1
+#define PKTKIT_LG_ABI_MINOR	2
 
 /* The one symbol a driver exports: const struct pktkit_lg_entry. */
 #define PKTKIT_LG_ENTRY_SYMBOL	"pktkit_legacy_entry"
@@ -152,7 +156,9 @@ struct pktkit_lg_mcast {
 /* What le_init reports about a device. */
 struct pktkit_lg_devinfo {
 	uint32_t	di_max_mtu;		/* largest MTU (1500: no jumbo) */
-	uint32_t	di_mcast_slots;		/* exact multicast filter slots */
+	uint32_t	di_mcast_slots;		/* groups the multicast filter takes
+						 * before the stack asks for
+						 * all-multicast (0: no filter) */
 	uint32_t	di_promisc;		/* can be made promiscuous */
 	uint32_t	di_rx_frames;		/* full-size frames the device
 						 * buffers on receive (0: unknown) */
@@ -299,6 +305,16 @@ struct pktkit_lg_funcs {
 	 * failed, nothing taken: the stack counts and frees all n. */
 	int	(*lf_transmit_burst)(struct pktkit_lg_dev *,
 		    struct pktkit_lg_packet *const *pkts, uint32_t n);
+
+	/* ABI 1.2 (read only from a driver whose le_abi_minor >= 2; NULL:
+	 * not provided, the stack's reset is "not supported").
+	 * Resets the device and reprograms it as le_init left it, keeping
+	 * the settings made since (address, promiscuous, multicast, MTU).
+	 * Called only while stopped (after lf_stop, nothing lent); lf_start
+	 * follows.  0 done; PKTKIT_LG_ENOTSUP not supported; other < 0 the
+	 * reset failed (the stack reports the errno; lf_start may still be
+	 * tried). */
+	int	(*lf_reset)(struct pktkit_lg_dev *);
 };
 
 /* A -d option the driver accepts. */

@@ -13,6 +13,7 @@
  *	rxbad	hands up packets the stack never gave it, frees twice, and
  *		completes a transmit twice
  *	ctlerr	every control call fails (EIO), link reads fail too
+ *	reset	ABI 1.2's lf_reset fails (EIO); the device still starts
  *
  * and three of ABI 1.1's lf_transmit_burst (only these set it):
  *
@@ -30,7 +31,7 @@
 
 enum bad_fault {
 	BAD_NONE, BAD_INIT, BAD_START, BAD_TXERR, BAD_TXBUSY, BAD_TXHOLD,
-	BAD_RXLEAK, BAD_RXBAD, BAD_CTLERR, BAD_BURSTERR, BAD_BURSTOVER,
+	BAD_RXLEAK, BAD_RXBAD, BAD_CTLERR, BAD_RESET, BAD_BURSTERR, BAD_BURSTOVER,
 	BAD_BURSTPART,
 };
 
@@ -51,6 +52,13 @@ bad_start(struct pktkit_lg_dev *sc)
 		return PKTKIT_LG_EIO;
 	sc->sc_running = 1;
 	return 0;
+}
+
+/* ABI 1.2: only fault=reset fails it. */
+static int
+bad_reset(struct pktkit_lg_dev *sc)
+{
+	return sc->sc_fault == BAD_RESET ? PKTKIT_LG_EIO : 0;
 }
 
 static void
@@ -150,6 +158,7 @@ static const struct pktkit_lg_funcs bad_funcs = {
 	.lf_transmit = bad_transmit,
 	.lf_control = bad_control,
 	.lf_poll = bad_poll,
+	.lf_reset = bad_reset,
 };
 
 static int
@@ -175,6 +184,7 @@ static const struct pktkit_lg_funcs bad_burst_funcs = {
 	.lf_control = bad_control,
 	.lf_poll = bad_poll,
 	.lf_transmit_burst = bad_transmit_burst,
+	.lf_reset = bad_reset,
 };
 
 static int
@@ -187,6 +197,7 @@ bad_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 		{ "txerr", BAD_TXERR }, { "txbusy", BAD_TXBUSY },
 		{ "txhold", BAD_TXHOLD }, { "rxleak", BAD_RXLEAK },
 		{ "rxbad", BAD_RXBAD }, { "ctlerr", BAD_CTLERR },
+		{ "reset", BAD_RESET },
 		{ "bursterr", BAD_BURSTERR }, { "burstover", BAD_BURSTOVER },
 		{ "burstpart", BAD_BURSTPART },
 	};
@@ -229,7 +240,7 @@ bad_shutdown(struct pktkit_lg_dev *sc)
 }
 
 static const struct pktkit_lg_option bad_options[] = {
-	{ "fault", "none, init, start, txerr, txbusy, txhold, rxleak, rxbad, ctlerr, "
+	{ "fault", "none, init, start, txerr, txbusy, txhold, rxleak, rxbad, ctlerr, reset, "
 	    "bursterr, burstover, burstpart", 0, 0 },
 	{ NULL, NULL, 0, 0 },
 };
