@@ -10,111 +10,20 @@ use pktkit_testnet as common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{is_root, unique, NetNs};
 use pktkit::ctl::client::Conn;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pktkit");
+#[path = "support/stackd.rs"]
+mod stackd;
 
-/// A `pktkit run` process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Stackd {
-    child: Child,
-    instance: String,
-}
+use stackd::{Stackd, BIN};
 
+/// What only these tests ask of a running stack.
 impl Stackd {
-    fn start(args: &[&str]) -> Stackd {
-        Self::spawn(args, None)
-    }
-
-    /// Starts the stack inside `ns` (its TAP devices are made there).
-    fn start_in(ns: &NetNs, args: &[&str]) -> Stackd {
-        Self::spawn(args, Some(&ns.name))
-    }
-
-    fn spawn(args: &[&str], ns: Option<&str>) -> Stackd {
-        let instance = unique("ctl");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .args(args)
-            .args(["--instance", &instance])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(ns) = ns {
-            let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-            use std::os::fd::AsRawFd;
-            let fd = f.as_raw_fd();
-            // SAFETY: the closure only calls setns (async-signal-safe) on a
-            // descriptor that stays open until spawn returns (`f` lives
-            // past it).
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let child = cmd.spawn().expect("spawn pktkit run");
-            drop(f);
-            return Self::ready(child, instance);
-        }
-        let child = cmd.spawn().expect("spawn pktkit run");
-        Self::ready(child, instance)
-    }
-
-    fn ready(child: Child, instance: String) -> Stackd {
-        let mut s = Stackd { child, instance };
-        let t0 = Instant::now();
-        loop {
-            if s.ctl(json!({"cmd": "info"})).is_ok() {
-                return s;
-            }
-            assert!(s.alive(), "pktkit run {} exited early", s.instance);
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "control socket of {} never answered",
-                s.instance
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// One request through the library client.
-    fn ctl(&self, req: Value) -> Result<serde_json::Map<String, Value>, String> {
-        Conn::open(&self.instance)
-            .and_then(|mut c| c.request(&req))
-            .map_err(|e| e.to_string())
-    }
-
-    /// A control command through the CLI: `pktkit SUB --instance I ARGS`.
-    fn cli(&self, sub: &str, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg(sub)
-            .args(["--instance", &self.instance])
-            .args(args)
-            .output()
-            .expect("run pktkit")
-    }
-
-    /// Like [`Stackd::cli`], asserting success; returns stdout.
-    fn ok(&self, sub: &str, args: &[&str]) -> String {
-        let out = self.cli(sub, args);
-        assert!(
-            out.status.success(),
-            "pktkit {sub} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// Like [`Stackd::cli`], asserting exit code 1 with `needle` in stderr.
     fn refused(&self, sub: &str, args: &[&str], needle: &str) {
         let out = self.cli(sub, args);
@@ -124,13 +33,6 @@ impl Stackd {
             err.contains(needle),
             "pktkit {sub} {args:?}: {err:?} lacks {needle:?}"
         );
-    }
-
-    fn json(&self, sub: &str, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        let out = self.ok(sub, &a);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{sub}: {e}: {out}"))
     }
 
     fn sysctl(&self, name: &str) -> String {
@@ -158,19 +60,6 @@ impl Stackd {
     }
 }
 
-impl Drop for Stackd {
-    fn drop(&mut self) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while self.alive() && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn names(list: &[Value]) -> Vec<String> {
     list.iter()
         .filter_map(|i| i["name"].as_str().map(str::to_owned))
@@ -195,14 +84,17 @@ fn addrs(iface: &Value) -> Vec<(String, Option<String>)> {
 
 #[test]
 fn sysctl_and_ifconfig_round_trips() {
-    let st = Stackd::start(&[
-        "-d",
-        "pair",
-        "--ip",
-        "pair0=192.0.2.1/24",
-        "--serve",
-        "echo",
-    ]);
+    let st = Stackd::start(
+        "ctl",
+        &[
+            "-d",
+            "pair",
+            "--ip",
+            "pair0=192.0.2.1/24",
+            "--serve",
+            "echo",
+        ],
+    );
 
     // Interface tunables: set, read back, and seen by ifconfig.
     assert_eq!(st.sysctl("net.if.pair0.mtu"), "1500");
@@ -330,8 +222,8 @@ fn sysctl_and_ifconfig_round_trips() {
 
 #[test]
 fn two_instances_side_by_side() {
-    let a = Stackd::start(&["-d", "pair"]);
-    let b = Stackd::start(&["-d", "null"]);
+    let a = Stackd::start("ctl", &["-d", "pair"]);
+    let b = Stackd::start("ctl", &["-d", "null"]);
     assert_eq!(names(&a.ifaces()), ["pair0", "pair1"]);
     assert_eq!(names(&b.ifaces()), ["null0"]);
     assert_eq!(a.sysctl("kern.instance"), a.instance);
@@ -378,7 +270,7 @@ fn two_instances_side_by_side() {
 
 #[test]
 fn malformed_requests_get_errors_and_the_stack_keeps_running() {
-    let mut st = Stackd::start(&["-d", "pair"]);
+    let mut st = Stackd::start("ctl", &["-d", "pair"]);
     let path = pktkit::ctl::socket_path(&st.instance).expect("path");
     let s = UnixStream::connect(&path).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -470,7 +362,7 @@ fn malformed_requests_get_errors_and_the_stack_keeps_running() {
 #[test]
 fn monitor_reports_attach_detach_and_pool_exhaustion() {
     // A pool smaller than one receive burst: a null device exhausts it.
-    let st = Stackd::start(&["-d", "pair", "--pool-buffers", "100"]);
+    let st = Stackd::start("ctl", &["-d", "pair", "--pool-buffers", "100"]);
     st.ok("sysctl", &["ctl.pool_check_ms=20"]);
     let mut conn = Conn::open(&st.instance).expect("connect");
     conn.request(&json!({"cmd": "monitor"})).expect("subscribe");
@@ -528,7 +420,10 @@ fn monitor_reports_attach_detach_and_pool_exhaustion() {
 
 #[test]
 fn mount_and_umount_while_forwarding() {
-    let st = Stackd::start(&["-d", "null", "-d", "null", "--forward", "null0:null1"]);
+    let st = Stackd::start(
+        "ctl",
+        &["-d", "null", "-d", "null", "--forward", "null0:null1"],
+    );
     let fwd = || st.sysctl_u64("net.if.null1.txq.0.packets");
     let mut last = fwd();
     for spec in ["null", "pair", "null,size=1514"] {
@@ -590,6 +485,7 @@ fn tap_alias_and_mounts_under_a_linux_ping_flood() {
     let ns = NetNs::new("pc");
     let linux_if = unique("pc");
     let st = Stackd::start_in(
+        "ctl",
         &ns,
         &[
             "-d",
@@ -678,7 +574,7 @@ fn a_client_of_another_uid_is_refused() {
         eprintln!("skipped: needs root");
         return;
     }
-    let st = Stackd::start(&["-d", "null"]);
+    let st = Stackd::start("ctl", &["-d", "null"]);
     let as_nobody = || {
         Command::new(BIN)
             .args(["ifconfig", "--instance", &st.instance])
@@ -714,14 +610,17 @@ fn an_mtu_change_reaches_the_protocol_layer_at_once() {
     // not enforce the MTU, so only the protocol layer can keep pair0's
     // 1428-byte reply off the wire once pair0's MTU is 1000 (there is no IP
     // fragmentation): if the change did not reach it, the reply would go.
-    let st = Stackd::start(&[
-        "-d",
-        "pair",
-        "--ip",
-        "pair0=192.0.2.1/24",
-        "--ip",
-        "pair1=192.0.2.2/24",
-    ]);
+    let st = Stackd::start(
+        "ctl",
+        &[
+            "-d",
+            "pair",
+            "--ip",
+            "pair0=192.0.2.1/24",
+            "--ip",
+            "pair1=192.0.2.2/24",
+        ],
+    );
     let answered = |size: &str| {
         st.cli(
             "ping",

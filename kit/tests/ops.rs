@@ -8,109 +8,57 @@ use pktkit_testnet as common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{is_root, unique, NetNs};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pktkit");
 const STACK_IP: &str = "192.0.2.2";
 const PEER_IP: &str = "192.0.2.1";
 
-/// A `pktkit run` inside a namespace, stopped when dropped.
-struct Stackd {
-    child: Child,
-    instance: String,
+#[path = "support/stackd.rs"]
+mod stackd;
+
+use stackd::{Stackd, BIN};
+
+/// A stack in `ns` with TAP `linux_if` as tap0 (192.0.2.2/24, serving
+/// echo), the Linux side addressed and up, once it answers ping.
+fn start_stack(ns: &NetNs, linux_if: &str) -> Stackd {
+    let st = Stackd::start_in(
+        "ops",
+        ns,
+        &[
+            "-d",
+            &format!("tap,ifname={linux_if}"),
+            "--ip",
+            &format!("tap0={STACK_IP}/24"),
+            "--serve",
+            "echo",
+        ],
+    );
+    ns.exec(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{PEER_IP}/24"),
+        "dev",
+        linux_if,
+    ]);
+    ns.exec(&["ip", "link", "set", linux_if, "up"]);
+    let t0 = Instant::now();
+    while !ping(ns, 1) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "stack never answered ping"
+        );
+    }
+    st
 }
 
+/// What only these tests ask of a running stack.
 impl Stackd {
-    /// Starts a stack in `ns` with TAP `linux_if` as tap0 (192.0.2.2/24,
-    /// serving echo), brings the Linux side up and waits until it answers.
-    fn start(ns: &NetNs, linux_if: &str) -> Stackd {
-        let instance = unique("ops");
-        let f = std::fs::File::open(format!("/var/run/netns/{}", ns.name)).expect("open netns");
-        use std::os::fd::AsRawFd;
-        let fd = f.as_raw_fd();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "-d", &format!("tap,ifname={linux_if}")])
-            .args(["--ip", &format!("tap0={STACK_IP}/24"), "--serve", "echo"])
-            .args(["--instance", &instance])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: the closure only calls setns (async-signal-safe) on a
-        // descriptor that stays open until spawn returns (`f` outlives it).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn pktkit run");
-        drop(f);
-        let mut s = Stackd { child, instance };
-        let t0 = Instant::now();
-        while !s.answers() {
-            assert!(
-                matches!(s.child.try_wait(), Ok(None)),
-                "pktkit run exited early"
-            );
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "stack never came up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ns.exec(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{PEER_IP}/24"),
-            "dev",
-            linux_if,
-        ]);
-        ns.exec(&["ip", "link", "set", linux_if, "up"]);
-        let t0 = Instant::now();
-        while !ping(ns, 1) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(15),
-                "stack never answered ping"
-            );
-        }
-        s
-    }
-
-    fn answers(&self) -> bool {
-        Command::new(BIN)
-            .args(["ifconfig", "--instance", &self.instance])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-
-    /// `pktkit SUB --instance I ARGS`.
-    fn cli(&self, sub: &str, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg(sub)
-            .args(["--instance", &self.instance])
-            .args(args)
-            .output()
-            .expect("run pktkit")
-    }
-
-    fn ok(&self, sub: &str, args: &[&str]) -> String {
-        let out = self.cli(sub, args);
-        assert!(
-            out.status.success(),
-            "pktkit {sub} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     fn fw_json(&self, args: &[&str]) -> Value {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
@@ -151,19 +99,6 @@ impl Stackd {
             child,
             reader: Some(reader),
         }
-    }
-}
-
-impl Drop for Stackd {
-    fn drop(&mut self) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -269,7 +204,7 @@ fn tcpdump_capture_reads_back_in_debians_tcpdump() {
     }
     let ns = NetNs::new("pt");
     let linux_if = unique("pt");
-    let st = Stackd::start(&ns, &linux_if);
+    let st = start_stack(&ns, &linux_if);
     let dir = std::env::temp_dir().join(unique("pktkit-cap"));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     struct Rm(std::path::PathBuf);
@@ -391,7 +326,7 @@ fn fw_rules_block_count_and_restore() {
     }
     let ns = NetNs::new("pf");
     let linux_if = unique("pf");
-    let st = Stackd::start(&ns, &linux_if);
+    let st = start_stack(&ns, &linux_if);
 
     // Deny ICMP in: ping fails and is counted, TCP still works.
     st.ok("fw", &["add", "10", "deny", "in", "proto", "icmp"]);

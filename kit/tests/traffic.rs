@@ -3,66 +3,15 @@
 //! through the protocol layer, every byte checked; and the failures (no
 //! reply, a service that does not echo, a closed port) exit 1 with a reason.
 
-use pktkit_testnet as common;
-
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::unique;
-use pktkit::ctl::client::Conn;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pktkit");
+#[path = "support/stackd.rs"]
+mod stackd;
 
-/// A `pktkit run` process, killed when dropped.
-struct Stackd {
-    child: Child,
-    instance: String,
-}
-
-impl Stackd {
-    fn start(args: &[&str]) -> Stackd {
-        let instance = unique("traffic");
-        let child = Command::new(BIN)
-            .arg("run")
-            .args(args)
-            .args(["--instance", &instance])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn pktkit run");
-        let mut s = Stackd { child, instance };
-        let t0 = Instant::now();
-        while Conn::open(&s.instance)
-            .and_then(|mut c| c.request(&json!({"cmd": "info"})))
-            .is_err()
-        {
-            assert!(
-                matches!(s.child.try_wait(), Ok(None)),
-                "pktkit run exited early"
-            );
-            assert!(t0.elapsed() < Duration::from_secs(20), "no control socket");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn cli(&self, sub: &str, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg(sub)
-            .args(["--instance", &self.instance])
-            .args(args)
-            .output()
-            .expect("run pktkit")
-    }
-}
-
-impl Drop for Stackd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use stackd::{Stackd, BIN};
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -72,16 +21,19 @@ fn text(o: &Output) -> (String, String) {
 }
 
 fn pair_stack() -> Stackd {
-    Stackd::start(&[
-        "-d",
-        "pair",
-        "--ip",
-        "pair0=192.0.2.1/24",
-        "--ip",
-        "pair1=192.0.2.2/24",
-        "--serve",
-        "echo,discard",
-    ])
+    Stackd::start(
+        "traffic",
+        &[
+            "-d",
+            "pair",
+            "--ip",
+            "pair0=192.0.2.1/24",
+            "--ip",
+            "pair1=192.0.2.2/24",
+            "--serve",
+            "echo,discard",
+        ],
+    )
 }
 
 #[test]
