@@ -21,6 +21,7 @@ pub mod batch;
 pub mod device;
 pub mod driver;
 pub mod mbuf;
+pub mod mmio;
 pub mod options;
 pub mod pool;
 pub mod sys;

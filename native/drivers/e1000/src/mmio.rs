@@ -1,25 +1,16 @@
-//! Volatile access to the device's memory-mapped registers (BAR0).
+//! The controller's registers (BAR0), by name: pktkit-native's bounds-checked
+//! [`pktkit_native::mmio::Mmio`] window with e1000 register offsets.
 //!
-//! The only place the driver touches device registers. Accesses are
-//! bounds-checked against the mapping; an access outside it (a bug) reads
-//! all ones, as a missing PCI device does, and writes nothing.
+//! The only place the driver touches device registers. An access outside
+//! the mapping (a bug) reads all ones, as a missing PCI device does, and
+//! writes nothing.
 
 use std::ptr::NonNull;
 
 use crate::regs::Reg;
 
 /// BAR0 of one controller, mapped into this process.
-pub struct Mmio {
-    base: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain device memory reached only through volatile
-// 32-bit loads and stores, which the device serialises; sharing the pointer
-// between threads is as safe as sharing the device.
-unsafe impl Send for Mmio {}
-// SAFETY: as above; no method hands out references into the mapping.
-unsafe impl Sync for Mmio {}
+pub struct Mmio(pktkit_native::mmio::Mmio);
 
 impl Mmio {
     /// Wraps a register mapping.
@@ -29,36 +20,20 @@ impl Mmio {
     /// valid for as long as the returned value lives (the owner keeps the
     /// `PciDevice` that mapped it alive at least that long).
     pub unsafe fn new(base: NonNull<u8>, len: usize) -> Mmio {
-        Mmio { base, len }
-    }
-
-    fn ptr(&self, reg: Reg) -> Option<*mut u32> {
-        let off = reg.0 as usize;
-        if off & 3 != 0 || off + 4 > self.len {
-            return None;
-        }
-        // SAFETY: off + 4 <= len, so the pointer stays inside the mapping.
-        Some(unsafe { self.base.as_ptr().add(off) }.cast::<u32>())
+        // SAFETY: forwarded contract.
+        Mmio(unsafe { pktkit_native::mmio::Mmio::new(base, len) })
     }
 
     /// Reads a register.
     #[inline]
     pub fn read(&self, reg: Reg) -> u32 {
-        match self.ptr(reg) {
-            // SAFETY: ptr() checked the register is inside the live mapping
-            // and 4-byte aligned (the mapping is page aligned).
-            Some(p) => u32::from_le(unsafe { p.read_volatile() }),
-            None => u32::MAX,
-        }
+        self.0.read32(reg.0 as usize)
     }
 
     /// Writes a register.
     #[inline]
     pub fn write(&self, reg: Reg, value: u32) {
-        if let Some(p) = self.ptr(reg) {
-            // SAFETY: as in read().
-            unsafe { p.write_volatile(value.to_le()) }
-        }
+        self.0.write32(reg.0 as usize, value)
     }
 
     /// Sets bits of a register (read-modify-write; callers serialise).

@@ -11,10 +11,10 @@ use std::sync::{Mutex, MutexGuard};
 use pktkit_native::device::{DeviceError, PciAddress, PciDevice};
 use pktkit_native::DriverError;
 
-use crate::mmio::Mmio;
 use crate::pci::{self, Layout, Region};
 use crate::transport::{common, Transport};
 use crate::virtq::QueueView;
+use pktkit_native::mmio::Mmio;
 
 /// PCI command register and its bits (PCI Local Bus 3.0 §6.2.2).
 const PCI_COMMAND: u16 = 0x04;

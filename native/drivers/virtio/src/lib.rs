@@ -10,8 +10,8 @@
 //! - [`net`]: the network device's features, configuration, header and
 //!   control commands (§5.1);
 //! - `queue`: the receive and transmit queues; `ctrl`: the control queue;
-//!   `hw`: the device shared by the driver and its queues; [`mmio`]: the
-//!   volatile register accessors.
+//!   `hw`: the device shared by the driver and its queues; registers are
+//!   reached through pktkit-native's [`pktkit_native::mmio::Mmio`] windows.
 //!
 //! Interrupts are MSI-X, one vector per queue: vector 0 signals
 //! configuration changes (the driver's `service_fd`: link state), vector
@@ -32,7 +32,6 @@
 
 pub mod ctrl;
 pub mod hw;
-pub mod mmio;
 pub mod net;
 pub mod pci;
 mod queue;

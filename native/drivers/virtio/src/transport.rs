@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::mmio::Mmio;
+use pktkit_native::mmio::Mmio;
 
 /// Offsets in `struct virtio_pci_common_cfg` (virtio 1.1 §4.1.4.3).
 pub mod common {

@@ -1,17 +1,17 @@
-//! Volatile, bounds-checked access to one window of a memory BAR: the only
-//! place the driver touches device registers.
+//! Volatile, bounds-checked access to one window of a mapped memory BAR:
+//! how a native driver touches device registers.
 //!
-//! Each virtio structure (common configuration, notifications, ISR, device
-//! configuration) is a window `[offset, offset + length)` of some BAR
-//! (virtio 1.1 §4.1.4). An [`Mmio`] covers exactly one window, so an access
-//! outside it cannot reach another structure. Out-of-window reads return
-//! all ones (what a PCI read of nothing returns) and out-of-window writes are
-//! dropped; the offsets the driver uses are constants checked against the
-//! window length at attach, so neither happens in practice.
+//! An [`Mmio`] covers one window `[base, base + len)`: a whole BAR (the
+//! e1000's registers) or one structure inside a BAR (each virtio
+//! structure, virtio 1.1 §4.1.4), so an access outside it cannot reach
+//! anything else. Out-of-window or misaligned reads return all ones (what
+//! a PCI read of nothing returns) and such writes are dropped; a driver's
+//! register offsets are constants checked against the window at attach, so
+//! neither happens in practice.
 //!
-//! Widths follow virtio 1.1 §4.1.3.1: 8-bit fields are read with 8-bit
-//! accesses, 16-bit fields with aligned 16-bit accesses, 32- and 64-bit
-//! fields with aligned 32-bit accesses (a 64-bit field as two halves).
+//! Every access is one naturally aligned load or store of its width, in
+//! little-endian order (PCI's); a 64-bit write is two 32-bit halves, low
+//! first, as virtio 1.1 §4.1.3.1 asks.
 
 use std::ptr::NonNull;
 
