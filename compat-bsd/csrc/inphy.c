@@ -1,11 +1,13 @@
 /*
  * inphy.c -- the Intel i82555 PHY, found beside i8255x MACs (fxp).
  *
- * With autonegotiation complete the standard registers tell the media, as
- * for any PHY.  With a link but no autonegotiation complete (a partner
- * that does not negotiate, found by parallel detection) they say nothing,
- * but the i82555 keeps the speed and duplex it settled on in its own
- * status and control register (MII_INPHY_SCR), which is read then.
+ * When autonegotiation completes with something both ends advertise, the
+ * standard registers tell the media, as for any PHY.  When it completes by
+ * parallel detection (a partner that does not negotiate: ACOMP set, no
+ * common ability in ANAR & ANLPAR) they say nothing, but the i82555 keeps
+ * the speed and duplex it settled on in its own status and control
+ * register (MII_INPHY_SCR), which is read then.  While negotiation is
+ * still running the media is none, as NetBSD reports it.
  */
 #include <sys/param.h>
 #include <sys/systm.h>
@@ -58,7 +60,7 @@ static void
 inphy_status(struct mii_softc *sc)
 {
 	struct mii_data *mii = sc->mii_pdata;
-	uint16_t bmcr = 0, scr = 0;
+	uint16_t bmcr = 0, bmsr = 0, scr = 0;
 
 	ukphy_status(sc);
 	if ((mii->mii_media_status & IFM_ACTIVE) == 0 ||
@@ -67,7 +69,10 @@ inphy_status(struct mii_softc *sc)
 	(void)PHY_READ(sc, MII_BMCR, &bmcr);
 	if ((bmcr & (BMCR_AUTOEN | BMCR_ISO)) != BMCR_AUTOEN)
 		return;
-	/* Linked without negotiating: SCR holds what was detected. */
+	(void)PHY_READ(sc, MII_BMSR, &bmsr);
+	if ((bmsr & BMSR_ACOMP) == 0)
+		return;
+	/* Complete, nothing in common: parallel detection, see SCR. */
 	if (PHY_READ(sc, MII_INPHY_SCR, &scr) != 0)
 		return;
 	mii->mii_media_active = IFM_ETHER | (mii->mii_media_active & IFM_LOOP);

@@ -26,8 +26,40 @@ const struct cfattach * const mii_phy_drivers[] = {
 	NULL,
 };
 
-/* Units per PHY driver, for the children's names (inphy0, ukphy1, ...). */
-static int mii_phy_units[__arraycount(mii_phy_drivers)];
+/*
+ * Units in use per PHY driver, a bit each, for the children's names
+ * (inphy0, ukphy1, ...): the lowest free unit is taken at attach and given
+ * back at detach, as autoconf does.
+ */
+static uint64_t mii_phy_units[__arraycount(mii_phy_drivers)];
+
+static int
+mii_phy_unit_alloc(int which)
+{
+	uint64_t cur, want;
+	int unit;
+
+	cur = __atomic_load_n(&mii_phy_units[which], __ATOMIC_RELAXED);
+	do {
+		if (cur == ~(uint64_t)0)
+			return -1;
+		unit = __builtin_ctzll(~cur);
+		want = cur | ((uint64_t)1 << unit);
+	} while (!__atomic_compare_exchange_n(&mii_phy_units[which], &cur,
+	    want, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return unit;
+}
+
+static void
+mii_phy_unit_free(const struct cfattach *ca, int unit)
+{
+	int i;
+
+	for (i = 0; mii_phy_drivers[i] != NULL; i++)
+		if (mii_phy_drivers[i] == ca && unit >= 0 && unit < 64)
+			__atomic_fetch_and(&mii_phy_units[i],
+			    ~((uint64_t)1 << unit), __ATOMIC_RELAXED);
+}
 
 static void
 mii_attach_one(device_t parent, struct mii_data *mii, int phy, int offset,
@@ -63,7 +95,10 @@ mii_attach_one(device_t parent, struct mii_data *mii, int phy, int offset,
 	}
 	if (ca == NULL)
 		return;
-	unit = __atomic_fetch_add(&mii_phy_units[which], 1, __ATOMIC_RELAXED);
+	if ((unit = mii_phy_unit_alloc(which)) < 0) {
+		aprint_error_dev(parent, "no unit left for PHY %d\n", phy);
+		return;
+	}
 
 	child = kmem_zalloc(sizeof(*child), KM_NOSLEEP);
 	sc = kmem_zalloc(ca->ca_devsize, KM_NOSLEEP);
@@ -73,6 +108,7 @@ mii_attach_one(device_t parent, struct mii_data *mii, int phy, int offset,
 			kmem_free(child, sizeof(*child));
 		if (sc != NULL)
 			kmem_free(sc, ca->ca_devsize);
+		mii_phy_unit_free(ca, unit);
 		return;
 	}
 	snprintf(child->dv_xname, sizeof(child->dv_xname), "%s%d",
@@ -93,6 +129,7 @@ mii_attach_one(device_t parent, struct mii_data *mii, int phy, int offset,
 		/* The driver gave up on it. */
 		kmem_free(sc, ca->ca_devsize);
 		kmem_free(child, sizeof(*child));
+		mii_phy_unit_free(ca, unit);
 		return;
 	}
 	sc->mii_offset = offset;
@@ -164,6 +201,7 @@ mii_detach(struct mii_data *mii, int phyloc, int offloc)
 		ifmedia_delete_instance(&mii->mii_media, sc->mii_inst);
 		dev = sc->mii_dev;
 		(void)config_detach(dev, DETACH_FORCE);
+		mii_phy_unit_free(dev->dv_cfattach, dev->dv_unit);
 		kmem_free(sc, dev->dv_cfattach->ca_devsize);
 		kmem_free(dev, sizeof(*dev));
 	}

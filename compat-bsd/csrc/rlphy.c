@@ -3,9 +3,9 @@
  *
  * The 8139 maps its PHY's BMCR, BMSR, ANAR, ANLPAR and ANER onto MAC
  * registers and has no PHY id registers, so the PHY is recognised by its
- * parent: an rtk with an id of zero.  When the link partner does not
- * negotiate (ANLPAR empty with a link up), the speed comes from the MAC's
- * media status register, which rtk's readreg hands through at
+ * parent: an rtk with an id of zero.  When autonegotiation completes by
+ * parallel detection (a partner that does not negotiate: ACOMP set,
+ * ANLPAR empty), the speed comes from the MAC's media status register, which rtk's readreg hands through at
  * RLPHY_MEDIASTAT (a number above the 32 MII registers).
  */
 #include <sys/param.h>
@@ -53,13 +53,16 @@ static void
 rlphy_status(struct mii_softc *sc)
 {
 	struct mii_data *mii = sc->mii_pdata;
-	uint16_t msr = 0;
+	uint16_t bmsr = 0, msr = 0;
 
 	ukphy_status(sc);
 	if ((mii->mii_media_status & IFM_ACTIVE) == 0 ||
 	    IFM_SUBTYPE(mii->mii_media_active) != IFM_NONE)
 		return;
-	/* Linked, but nothing negotiated: the MAC knows the speed. */
+	(void)PHY_READ(sc, MII_BMSR, &bmsr);
+	if ((bmsr & BMSR_ACOMP) == 0)
+		return;
+	/* Complete, nothing in common (parallel detection): ask the MAC. */
 	if (PHY_READ(sc, RLPHY_MEDIASTAT, &msr) != 0)
 		return;
 	mii->mii_media_active = IFM_ETHER | IFM_HDX |

@@ -687,7 +687,9 @@ impl Driver for BsdDriver {
                 "{name}: fault injection needs a started device"
             )));
         }
-        // SAFETY: maps leave the list when destroyed.
+        // SAFETY: maps leave the list when destroyed; nothing else runs in
+        // the driver meanwhile (the contract of inject_fault), so no map is
+        // being loaded.
         let len = unsafe { lock(&self.ctx.maps).device_written_len() };
         if len == 0 {
             return Err(DriverError::Unsupported(format!(
@@ -701,8 +703,9 @@ impl Driver for BsdDriver {
             )));
         }
         let _e = Entered::new(&self.ctx);
-        // SAFETY: the driver's ifnet, inside its entry; stopped, the chip
-        // does no DMA and the driver does not read its maps until init.
+        // SAFETY: the driver's ifnet, inside its entry, with none of its
+        // queues or service running (inject_fault's contract); stopped, the
+        // chip does no DMA and the driver does not read its maps until init.
         let n = unsafe {
             crate::ifnet::if_stop(self.ifp, 0);
             lock(&self.ctx.maps).redirect(bad)

@@ -344,21 +344,39 @@ pub fn unregister_device(dev: *mut sys::device) {
     devices().retain(|d| d.dev != dev as usize);
 }
 
+/// Runs `f` on the attached device of `cd`'s driver with `unit` (null if
+/// none) while the registry is locked, so the device cannot be freed
+/// meanwhile. Names are per process: with two stacks in one process the
+/// device attached first answers.
+///
+/// # Safety
+/// `cd` must be null or a cfdriver with a C-string name.
+unsafe fn with_device<R>(
+    cd: *const sys::cfdriver,
+    unit: c_int,
+    f: impl FnOnce(*mut sys::device) -> R,
+) -> R {
+    let list = devices();
+    let dev = if cd.is_null() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: forwarded contract.
+        let name = unsafe { cstr((*cd).cd_name) };
+        list.iter()
+            .find(|d| d.name == name && d.unit == unit)
+            .map_or(ptr::null_mut(), |d| d.dev as *mut sys::device)
+    };
+    f(dev)
+}
+
 /// `device_lookup(9)`: the attached device of `cd`'s driver with `unit`.
 ///
 /// # Safety
 /// `cd` must be null or a cfdriver with a C-string name.
 #[no_mangle]
 pub unsafe extern "C" fn device_lookup(cd: *const sys::cfdriver, unit: c_int) -> *mut sys::device {
-    if cd.is_null() {
-        return ptr::null_mut();
-    }
     // SAFETY: forwarded contract.
-    let name = unsafe { cstr((*cd).cd_name) };
-    devices()
-        .iter()
-        .find(|d| d.name == name && d.unit == unit)
-        .map_or(ptr::null_mut(), |d| d.dev as *mut sys::device)
+    unsafe { with_device(cd, unit, |d| d) }
 }
 
 /// `device_lookup_private(9)`: that device's softc, or NULL.
@@ -370,14 +388,16 @@ pub unsafe extern "C" fn device_lookup_private(
     cd: *const sys::cfdriver,
     unit: c_int,
 ) -> *mut c_void {
-    // SAFETY: forwarded contract; a registered device is live.
+    // SAFETY: forwarded contract; a registered device stays allocated while
+    // the registry is locked (it is unregistered before it is freed).
     unsafe {
-        let d = device_lookup(cd, unit);
-        if d.is_null() {
-            ptr::null_mut()
-        } else {
-            (*d).dv_private
-        }
+        with_device(cd, unit, |d| {
+            if d.is_null() {
+                ptr::null_mut()
+            } else {
+                (*d).dv_private
+            }
+        })
     }
 }
 

@@ -905,10 +905,10 @@ pub unsafe extern "C" fn bus_dmamap_load(
     // SAFETY: forwarded contract.
     unsafe {
         let c = ctx((*t).dt_ctx);
-        fault::note_load(m, flags);
         if len > (*m)._dm_size {
             return libc::EINVAL;
         }
+        fault::note_load(m, flags);
         let s = segs(m);
         let mut n = 0;
         // Split at page boundaries: DMA memory is contiguous in IOVA space,

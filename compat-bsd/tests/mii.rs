@@ -129,11 +129,11 @@ fn the_i82555_gets_inphy_which_reads_its_resolved_media() {
     let (name, active, status) = attach("fxp", &negotiated, 0);
     assert!(name.starts_with("inphy"), "{name}");
     assert_eq!((active, status), (ETHER_100_TX | FDX, UP), "{active:#x}");
-    // Linked by parallel detection (no ACOMP, no ANLPAR): the i82555's
-    // SCR says 100 Mbit/s full duplex.
+    // Completed by parallel detection (ACOMP, nothing in ANLPAR): the
+    // i82555's SCR says 100 Mbit/s full duplex.
     let detected = [
         (0, 0x3000),
-        (1, 0x780d),
+        (1, 0x782d),
         (2, 0x02a8),
         (3, 0x0154),
         (4, 0x05e1),
@@ -141,6 +141,15 @@ fn the_i82555_gets_inphy_which_reads_its_resolved_media() {
     ];
     let (_, active, status) = attach("fxp", &detected, 0);
     assert_eq!((active, status), (ETHER_100_TX | FDX, UP), "{active:#x}");
+    // Still negotiating (no ACOMP): no media yet, whatever SCR holds.
+    let mut negotiating = detected;
+    negotiating[1] = (1, 0x780d);
+    let (_, active, _) = attach("fxp", &negotiating, 0);
+    assert_eq!(
+        active,
+        (sys::IFM_ETHER | sys::IFM_NONE) as c_int,
+        "{active:#x}"
+    );
     // The generic driver cannot tell: the same PHY under another id.
     let mut other = detected;
     other[2] = (2, 0x0141);
@@ -151,6 +160,18 @@ fn the_i82555_gets_inphy_which_reads_its_resolved_media() {
         (sys::IFM_ETHER | sys::IFM_NONE) as c_int,
         "{active:#x}"
     );
+}
+
+#[test]
+fn a_detached_phy_gives_its_unit_back() {
+    let regs = [(0, 0x1000), (1, 0x782d), (4, 0x05e1), (5, 0x05e1)];
+    // Other tests attach at the same time, so a few units may be in use at
+    // once; a unit never given back would climb past them.
+    for _ in 0..50 {
+        let name = attach("rtk", &regs, 0).0;
+        let unit: u32 = name.trim_start_matches("rlphy").parse().expect(&name);
+        assert!(unit < 8, "{name}: units are not given back");
+    }
 }
 
 #[test]

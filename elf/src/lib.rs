@@ -259,11 +259,11 @@ pub fn symbols(b: &[u8], dynamic: bool) -> Result<Vec<Symbol>, ElfError> {
     let section = |i: usize| -> Option<(u32, usize, usize, usize, usize)> {
         let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
         Some((
-            u32_at(b, h + 4)?,
-            usize_at(b, h + 0x18)?,
-            usize_at(b, h + 0x20)?,
-            u32_at(b, h + 0x28)? as usize,
-            usize_at(b, h + 0x38)?,
+            u32_at(b, h.saturating_add(4))?,
+            usize_at(b, h.saturating_add(0x18))?,
+            usize_at(b, h.saturating_add(0x20))?,
+            u32_at(b, h.saturating_add(0x28))? as usize,
+            usize_at(b, h.saturating_add(0x38))?,
         ))
     };
     let want = if dynamic { SHT_DYNSYM } else { SHT_SYMTAB };
@@ -377,9 +377,9 @@ pub fn dynamic_deps(b: &[u8]) -> Result<Deps, ElfError> {
             .and_then(|o| o.checked_add(phoff))
             .ok_or(phdrs.clone())?;
         let kind = u32_at(b, ph).ok_or(phdrs.clone())?;
-        let offset = usize_at(b, ph + 8).ok_or(phdrs.clone())?;
-        let vaddr = u64_at(b, ph + 16).ok_or(phdrs.clone())?;
-        let filesz = usize_at(b, ph + 32).ok_or(phdrs.clone())?;
+        let offset = usize_at(b, ph.saturating_add(8)).ok_or(phdrs.clone())?;
+        let vaddr = u64_at(b, ph.saturating_add(16)).ok_or(phdrs.clone())?;
+        let filesz = usize_at(b, ph.saturating_add(32)).ok_or(phdrs.clone())?;
         match kind {
             PT_LOAD => loads.push((vaddr, offset, filesz)),
             PT_DYNAMIC => dynamic = Some((offset, filesz)),
@@ -397,7 +397,7 @@ pub fn dynamic_deps(b: &[u8]) -> Result<Deps, ElfError> {
     let mut needed = Vec::new();
     let (mut runpath, mut rpath) = (None, None);
     for e in (dyn_off..dyn_end).step_by(16) {
-        let (Some(tag), Some(val)) = (u64_at(b, e), u64_at(b, e + 8)) else {
+        let (Some(tag), Some(val)) = (u64_at(b, e), u64_at(b, e.saturating_add(8))) else {
             return Err(ElfError::Truncated("dynamic section"));
         };
         match tag {
@@ -522,6 +522,30 @@ mod tests {
         }
         assert_eq!(archive_members(&a), vec![&b"abc"[..]]);
         assert!(archive_members(b"not an archive").is_empty());
+    }
+
+    #[test]
+    fn offsets_near_the_top_of_the_address_space_are_refused() {
+        // Section headers at e_shoff = u64::MAX - 1, one of them.
+        let mut sh = header(2, 1, ET_DYN, host_machine());
+        sh[0x28..0x30].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+        sh[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        sh[0x3c..0x3e].copy_from_slice(&1u16.to_le_bytes());
+        assert_eq!(
+            symbols(&sh, true),
+            Err(ElfError::Truncated("section headers"))
+        );
+        // A PT_DYNAMIC whose p_offset is u64::MAX - 3.
+        let mut ph = header(2, 1, ET_DYN, host_machine());
+        ph[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        ph[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        ph[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        let mut entry = [0u8; 56];
+        entry[0..4].copy_from_slice(&2u32.to_le_bytes());
+        entry[8..16].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        entry[32..40].copy_from_slice(&64u64.to_le_bytes());
+        ph.extend_from_slice(&entry);
+        assert!(dynamic_deps(&ph).is_err());
     }
 
     #[test]

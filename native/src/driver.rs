@@ -69,7 +69,8 @@
 //!   did, and the caller then `start`s it again. Queues handed out before
 //!   the reset are invalid after it: the stop before it took them back.
 //! - [`Driver::inject_fault`] makes the device misbehave on purpose (e.g.
-//!   DMA to an IOVA the IOMMU does not map) while started. The next
+//!   DMA to an IOVA the IOMMU does not map) while started, with none of its
+//!   queues or `service` running at the same time. The next
 //!   `stop` + `start` must bring the device back to normal operation.
 
 use std::collections::BTreeMap;
@@ -424,7 +425,9 @@ pub trait Driver: Send {
         )))
     }
     /// Provokes `fault` for a test, while started; the next `stop` + `start`
-    /// restores normal operation.
+    /// restores normal operation. The caller (a test harness) runs no queue
+    /// burst and no `service` of this driver at the same time, so an
+    /// implementation may reprogram the device as if it were alone with it.
     fn inject_fault(&mut self, fault: Fault) -> Result<(), DriverError> {
         Err(DriverError::Unsupported(format!(
             "{}: fault injection ({fault:?})",

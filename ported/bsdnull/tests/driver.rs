@@ -204,3 +204,32 @@ fn fault_injection_needs_a_started_device_with_dma_maps() {
     assert_eq!(q.rx[0].rx_burst(&mut batch), 8);
     drv.stop(q);
 }
+
+#[test]
+fn device_lookup_finds_the_attached_unit_and_forgets_it_at_detach() {
+    use pktkit_bsd::kern::device_lookup_private;
+    use pktkit_bsd::sys::cfdriver;
+
+    let p = pool("bsdnull-lookup", 64);
+    let owner = p.register_owner("bnull7").expect("owner");
+    let args = AttachArgs {
+        options: BTreeMap::new(),
+        pool: p.clone(),
+        owners: vec![owner],
+        ifnames: vec!["bnull7".into()],
+        pci: None,
+    };
+    let drv = (pktkit_bsdnull::FACTORY.create)(&args).expect("attach");
+    let cd = cfdriver {
+        cd_name: c"bsdnull".as_ptr(),
+        ..cfdriver::default()
+    };
+    let lookup = |unit| {
+        // SAFETY: a cfdriver with a C-string name.
+        unsafe { device_lookup_private(&cd, unit) }
+    };
+    assert!(!lookup(7).is_null(), "bnull7 is attached");
+    assert!(lookup(8).is_null(), "no unit 8");
+    drop(drv);
+    assert!(lookup(7).is_null(), "forgotten at detach");
+}
