@@ -351,7 +351,9 @@ bsdnull_rxpoll(void *arg, int budget)
 {
 	struct bsdnull_softc *sc = arg;
 	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
+	struct if_percpuq *ipq = ifp->if_percpuq;
 	struct mbuf *m;
+	const int size = sc->sc_size;
 	int n;
 
 	bsdnull_enter(sc, &sc->sc_ev_rxpoll);
@@ -367,9 +369,9 @@ bsdnull_rxpoll(void *arg, int budget)
 			break;
 		}
 		MCLGET(m, M_DONTWAIT);
-		m->m_len = m->m_pkthdr.len = sc->sc_size;
+		m->m_len = m->m_pkthdr.len = size;
 		m_set_rcvif(m, ifp);
-		if_percpuq_enqueue(ifp->if_percpuq, m);
+		if_percpuq_enqueue(ipq, m);
 	}
 	if_statadd(ifp, if_ipackets, (uint64_t)n);
 	if (sc->sc_check && sc->sc_softint != NULL)
