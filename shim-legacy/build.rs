@@ -50,6 +50,13 @@ const OBJECTS: &[SharedObject] = &[
         sources: &["drivers/devn-null.c"],
         flags: &["-include", "pktkit/legacy_abi_v1_1.h"],
     },
+    // And against the frozen 1.2 snapshot (flat descriptors).
+    SharedObject {
+        file: "devn-null-v1_2.so",
+        env: "PKTKIT_SO_DEVN_NULL_V1_2",
+        sources: &["drivers/devn-null.c"],
+        flags: &["-include", "pktkit/legacy_abi_v1_2.h"],
+    },
     SharedObject {
         file: "devn-bad.so",
         env: "PKTKIT_SO_DEVN_BAD",
@@ -76,7 +83,7 @@ fn main() {
     let include = manifest.join("include");
     let header = include.join("pktkit/legacy_abi.h");
     println!("cargo:rerun-if-changed={}", header.display());
-    for snapshot in ["legacy_abi_v1.h", "legacy_abi_v1_1.h"] {
+    for snapshot in ["legacy_abi_v1.h", "legacy_abi_v1_1.h", "legacy_abi_v1_2.h"] {
         println!(
             "cargo:rerun-if-changed={}",
             include.join("pktkit").join(snapshot).display()

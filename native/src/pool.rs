@@ -230,6 +230,39 @@ pub struct DmaRegion {
     pub len: usize,
 }
 
+/// A pool's buffers as a range of indices: buffer `i` is the element at
+/// `base + i * ELEMENT_SIZE`. Copied out of the pool so a packet path
+/// converts between buffers and indices without touching the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSpan {
+    base: usize,
+    buffers: usize,
+}
+
+impl PoolSpan {
+    /// Number of buffers (indices are `0..buffers()`).
+    pub fn buffers(&self) -> usize {
+        self.buffers
+    }
+
+    /// The index of buffer `m` if it is one of this pool's. `m` must be a
+    /// buffer (of any pool): an mbuf pointer always starts an element, so
+    /// only the range is checked. Never give it an untrusted pointer; name
+    /// buffers across a trust boundary by index.
+    #[inline(always)]
+    pub fn index_of(&self, m: *const mbuf) -> Option<usize> {
+        let i = (m as usize).wrapping_sub(self.base) / ELEMENT_SIZE;
+        (i < self.buffers).then_some(i)
+    }
+
+    /// Buffer `i`, or `None` past the end. The pointer is only the
+    /// buffer's address: who owns it is the caller's to know.
+    #[inline(always)]
+    pub fn buffer(&self, i: usize) -> Option<*mut mbuf> {
+        (i < self.buffers).then(|| (self.base + i * ELEMENT_SIZE) as *mut mbuf)
+    }
+}
+
 struct Mapping {
     base: NonNull<u8>,
     len: usize,
@@ -469,6 +502,15 @@ impl Pool {
             iova: va as u64,
             len: self.inner.mem.len,
         }]
+    }
+
+    /// Where the pool's buffers lie, to name a buffer by its index (a
+    /// driver shim's cookies and per-buffer tables).
+    pub fn span(&self) -> PoolSpan {
+        PoolSpan {
+            base: self.inner.mem.base.as_ptr() as usize,
+            buffers: self.inner.capacity,
+        }
     }
 
     /// Registers an owner for accounting, e.g. an interface name.
@@ -954,6 +996,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A buffer and its index name each other; outside the pool is none.
+    #[test]
+    fn span_names_buffers_by_index() {
+        let pool = Pool::new(&PoolConfig {
+            name: "span".into(),
+            buffers: 8,
+            hugepages: HugePages::Never,
+        })
+        .expect("pool");
+        let span = pool.span();
+        assert_eq!(span.buffers(), 8);
+        let mut raw = [ptr::null_mut(); 8];
+        assert_eq!(pool.alloc_raw_bulk(OwnerId::POOL, &mut raw), 8);
+        let mut seen = [false; 8];
+        for &m in &raw {
+            let i = span.index_of(m).expect("ours");
+            assert_eq!(span.buffer(i), Some(m));
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "eight buffers, eight indices");
+        assert_eq!(span.buffer(8), None);
+        let other = Pool::new(&PoolConfig {
+            name: "span2".into(),
+            buffers: 1,
+            hugepages: HugePages::Never,
+        })
+        .expect("pool");
+        let m = other.alloc(OwnerId::POOL).expect("buffer");
+        assert_eq!(span.index_of(m.as_ptr()), None);
+        drop(m);
+        // SAFETY: the eight buffers are ours and unused.
+        unsafe { free_bulk(&raw) };
+    }
+
     use crate::Mbuf;
 
     fn small(name: &str, n: usize) -> Pool {

@@ -8,10 +8,12 @@
 //! own: `Serial` only checks, with one atomic exchange per entry (per burst),
 //! that no other thread is inside, and makes an overlapping caller wait.
 //!
-//! Transmit: a driver of ABI 1.1 with `lf_transmit_burst` gets up to
+//! Transmit: a driver of ABI 1.2 with `lf_transmit_desc` gets up to
+//! [`TX_BURST`] single-buffer frames per call as flat descriptors
+//! (ctx/desc.rs); a driver of ABI 1.1 with `lf_transmit_burst` gets up to
 //! [`TX_BURST`] packets per call; otherwise `lf_transmit` is called per
-//! packet. Both share the slot preparation and the settling of what the
-//! driver took.
+//! packet. The packet paths share the slot preparation and the settling of
+//! what the driver took; chains reach a 1.2 driver through them too.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use pktkit_native::{
     LinkState, PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
 };
 
-use crate::ctx::{CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
+use crate::ctx::{desc, CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
 use crate::loader::LegacyLibrary;
 use crate::serial::Serial;
 use crate::sys;
@@ -48,6 +50,8 @@ struct Core {
     /// zeroing them per burst showed in profiles).
     tx_pkts: Box<[*mut sys::pktkit_lg_packet; TX_BURST]>,
     tx_slots: Box<[u32; TX_BURST]>,
+    /// The descriptors of the 1.2 transmit burst being lent.
+    tx_descs: Box<[sys::pktkit_lg_desc; TX_BURST]>,
     stopped_once: bool,
     last_tx_done: u64,
     strikes: u32,
@@ -123,6 +127,7 @@ impl Core {
             funcs,
             tx_pkts: pkts,
             tx_slots: slots,
+            tx_descs,
             ..
         } = self;
         let lender = Lender {
@@ -132,6 +137,17 @@ impl Core {
         };
         let mut taken = 0;
         while !batch.is_empty() {
+            // 1.2: descriptors, up to the first frame they cannot carry,
+            // which then goes as a packet (one, below).
+            let mut per_call = per_call;
+            if let Some(send) = funcs.lf_transmit_desc {
+                let (sent, full) = lender.send_desc(send, batch, tx_descs);
+                taken += sent;
+                if full || batch.is_empty() {
+                    break;
+                }
+                per_call = 1;
+            }
             let raw = batch.as_raw();
             let (k, stop) = ctx
                 .with(|st| st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call]));
@@ -200,6 +216,45 @@ struct Lender<'a> {
 }
 
 impl Lender<'_> {
+    /// Lends the frames at the front of `batch` to `lf_transmit_desc`, a
+    /// burst at a time, until the batch is empty, the driver has no room,
+    /// or the front frame is not one descriptor (a chain, another pool's
+    /// buffer). Returns how many the driver took (taken off the batch) and
+    /// whether it had no room.
+    fn send_desc(
+        &self,
+        send: unsafe extern "C" fn(
+            *mut sys::pktkit_lg_dev,
+            *const sys::pktkit_lg_desc,
+            u32,
+        ) -> libc::c_int,
+        batch: &mut PacketBatch,
+        descs: &mut [sys::pktkit_lg_desc; TX_BURST],
+    ) -> (usize, bool) {
+        let dev = self.dev;
+        let mut taken = 0;
+        while !batch.is_empty() {
+            let raw = batch.as_raw();
+            let k = self.ctx.with(|st| st.tx_desc_prepare(raw, &mut descs[..]));
+            if k == 0 {
+                return (taken, false);
+            }
+            // SAFETY: a 1.2 burst of descriptors of buffers the batch still
+            // holds (lent until completed); the array outlives the call.
+            let rc = call_into(self.ctx, || unsafe { send(dev, descs.as_ptr(), k as u32) });
+            let sent = self
+                .ctx
+                .with(|st| st.tx_desc_settle(&batch.as_raw()[..k], rc));
+            batch.take_front_raw(sent);
+            taken += sent;
+            if sent < k {
+                self.ctx.with(|st| st.counters.tx_busy += 1);
+                return (taken, true);
+            }
+        }
+        (taken, false)
+    }
+
     /// Lends the prepared packets `pkts` (in `slots`) and returns how many
     /// the driver took, a prefix; the rest are released.
     fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
@@ -249,15 +304,16 @@ impl Drop for Core {
 }
 
 /// The driver's function table, read only as far as ABI `minor` defines it
-/// (1.0's table ends before `lf_transmit_burst`).
+/// (1.0's table ends before `lf_transmit_burst`, 1.1's before
+/// `lf_transmit_desc`).
 ///
 /// # Safety
 /// `funcs` must point at a function table of at least that size.
 unsafe fn read_funcs(funcs: *const sys::pktkit_lg_funcs, minor: u32) -> sys::pktkit_lg_funcs {
-    let len = if minor >= 1 {
-        std::mem::size_of::<sys::pktkit_lg_funcs>()
-    } else {
-        std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst)
+    let len = match minor {
+        0 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst),
+        1 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_desc),
+        _ => std::mem::size_of::<sys::pktkit_lg_funcs>(),
     };
     let mut out = sys::pktkit_lg_funcs::default();
     // SAFETY: the driver's table has `len` bytes (per the contract); `out`
@@ -352,6 +408,7 @@ impl LegacyDriver {
             started: false,
             tx_pkts: Box::new([std::ptr::null_mut(); TX_BURST]),
             tx_slots: Box::new([0; TX_BURST]),
+            tx_descs: Box::new([desc::EMPTY; TX_BURST]),
             stopped_once: false,
             last_tx_done: 0,
             strikes: 0,
@@ -553,6 +610,8 @@ impl Driver for LegacyDriver {
             ("rx_burst_upcalls".to_owned(), c.rx_burst_upcalls),
             ("tx_calls".to_owned(), c.tx_calls),
             ("tx_burst_calls".to_owned(), c.tx_burst_calls),
+            ("rx_desc_upcalls".to_owned(), c.rx_desc_upcalls),
+            ("tx_desc_calls".to_owned(), c.tx_desc_calls),
             ("overlapping_entries".to_owned(), self.core.overlaps()),
             ("drv_ipackets".to_owned(), stats.st_ipackets),
             ("drv_opackets".to_owned(), stats.st_opackets),
@@ -639,7 +698,9 @@ impl Driver for LegacyDriver {
             ("abi".into(), format!("{major}.{minor}")),
             (
                 "transmit".into(),
-                if core.funcs.lf_transmit_burst.is_some() {
+                if core.funcs.lf_transmit_desc.is_some() {
+                    format!("lf_transmit_desc (up to {TX_BURST})")
+                } else if core.funcs.lf_transmit_burst.is_some() {
                     format!("lf_transmit_burst (up to {TX_BURST})")
                 } else {
                     "lf_transmit per packet".into()

@@ -10,6 +10,8 @@ pub const DEVN_NE2000: &str = env!("PKTKIT_SO_DEVN_NE2000");
 pub const DEVN_NULL_V1: &str = env!("PKTKIT_SO_DEVN_NULL_V1");
 /// `devn-null.so` built against the frozen v1.1 snapshot (burst entries).
 pub const DEVN_NULL_V1_1: &str = env!("PKTKIT_SO_DEVN_NULL_V1_1");
+/// `devn-null.so` built against the frozen v1.2 snapshot (descriptors).
+pub const DEVN_NULL_V1_2: &str = env!("PKTKIT_SO_DEVN_NULL_V1_2");
 /// `devn-bad.so`: the deliberately faulty test driver (`fault=` option).
 pub const DEVN_BAD: &str = env!("PKTKIT_SO_DEVN_BAD");
 /// `devn-abi2.so`: claims ABI major 2 (must be refused).
