@@ -255,6 +255,15 @@ impl PoolSpan {
         (i < self.buffers).then_some(i)
     }
 
+    /// Buffer `i` of a pool of more than `i` buffers (the caller knows:
+    /// e.g. `i` indexed a table of [`PoolSpan::buffers`] entries). Past the
+    /// end it is an address outside the pool, never dereference it then.
+    #[inline(always)]
+    pub fn buffer_unchecked(&self, i: usize) -> *mut mbuf {
+        debug_assert!(i < self.buffers);
+        (self.base + i * ELEMENT_SIZE) as *mut mbuf
+    }
+
     /// Buffer `i`, or `None` past the end. The pointer is only the
     /// buffer's address: who owns it is the caller's to know.
     #[inline(always)]

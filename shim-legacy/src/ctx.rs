@@ -29,6 +29,10 @@
 //! fragment), and what never changes in it is written once (see
 //! [`Slot`]'s `lend`): the packet path is bound by memory stores.
 //!
+//! ABI 1.2's flat descriptors ([`desc`]) skip the slots: a frame in one
+//! pool buffer is one descriptor whose cookie is the buffer's index, and
+//! the device keeps one byte of state per pool buffer.
+//!
 //! # Which calls are trusted
 //!
 //! The shim records the device it is calling into in a thread-local

@@ -57,7 +57,8 @@ impl Lent {
             return None;
         }
         *s = FREE;
-        self.span.buffer(i)
+        // One state per buffer of the span: i is a buffer's index.
+        Some(self.span.buffer_unchecked(i))
     }
 }
 
@@ -67,14 +68,12 @@ impl Lent {
 /// `m` must be a live pool buffer the caller owns.
 #[inline(always)]
 unsafe fn describe(m: *mut mbuf, len: u32, cookie: usize) -> sys::pktkit_lg_desc {
-    // SAFETY: per the contract; only the header is read.
-    let (data, iova) = unsafe {
-        let h = &(*m).m_hdr;
-        (
-            h.mh_data,
-            h.mh_paddr + (h.mh_data as u64 - (*m).M_ext.ext_buf as u64),
-        )
-    };
+    // SAFETY: per the contract; only the first line of the header is read.
+    let (data, paddr) = unsafe { ((*m).m_hdr.mh_data, (*m).m_hdr.mh_paddr) };
+    // A pool buffer's storage (ext_buf, at IOVA mh_paddr) follows its
+    // header: computed, not loaded from the header's second line.
+    let ext = m as u64 + std::mem::size_of::<mbuf>() as u64;
+    let iova = paddr + (data as u64 - ext);
     sys::pktkit_lg_desc {
         ld_ptr: data.cast(),
         ld_busaddr: iova,
@@ -121,6 +120,7 @@ impl State {
     /// queue.
     fn rx_desc(&mut self, ds: &[sys::pktkit_lg_desc]) {
         self.counters.rx_desc_upcalls += 1;
+        let (mut frames, mut bytes) = (0u64, 0u64);
         let mut rest = ds;
         if !self.rx_target.is_null() && self.ring_len == 0 {
             // SAFETY: rx_target is set only for the length of an lf_poll
@@ -138,28 +138,33 @@ impl State {
                             break;
                         }
                         used += 1;
-                        if let Some(m) = self.rx_take(d) {
+                        if let Some(m) = self.rx_take(d, &mut bytes) {
                             slots[k] = m;
                             k += 1;
                         }
                     }
+                    frames += k as u64;
                     k
                 })
             };
             rest = &ds[used..];
         }
         for d in rest {
-            if let Some(m) = self.rx_take(d) {
+            if let Some(m) = self.rx_take(d, &mut bytes) {
+                frames += 1;
                 self.deliver_raw(m);
             }
         }
+        self.counters.rx_zero_copy += frames;
+        self.counters.rx_bytes += bytes;
     }
 
     /// One received descriptor: its buffer with the frame's length and
-    /// flags set, now the caller's, or `None` (counted) for a cookie not
-    /// lent for receive or a bad length (the buffer goes back to the pool).
+    /// flags set, now the caller's (its length added to `bytes`), or `None`
+    /// (counted) for a cookie not lent for receive or a bad length (the
+    /// buffer goes back to the pool).
     #[inline(always)]
-    fn rx_take(&mut self, d: &sys::pktkit_lg_desc) -> Option<*mut mbuf> {
+    fn rx_take(&mut self, d: &sys::pktkit_lg_desc, bytes: &mut u64) -> Option<*mut mbuf> {
         let Some(m) = self.desc.take(d.ld_cookie, RX) else {
             self.counters.bad_packets += 1;
             return None;
@@ -185,8 +190,7 @@ impl State {
             (*m).M_pkthdr.len = len as i32;
             (*m).m_hdr.mh_flags |= mflags;
         }
-        self.counters.rx_zero_copy += 1;
-        self.counters.rx_bytes += u64::from(len);
+        *bytes += u64::from(len);
         Some(m)
     }
 
