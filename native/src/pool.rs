@@ -604,7 +604,7 @@ impl Pool {
     /// Allocates one packet buffer for `owner`, empty, with `M_PKTHDR` set.
     pub fn alloc(&self, owner: OwnerId) -> Option<crate::Mbuf> {
         let mut one = [ptr::null_mut(); 1];
-        if self.inner.get_raw(owner, &mut one) == 1 {
+        if self.inner.get_raw(owner, &mut one, |_, _| {}) == 1 {
             // SAFETY: get_raw handed out an initialised buffer that nobody else holds.
             Some(unsafe { crate::Mbuf::from_raw(one[0]) })
         } else {
@@ -616,7 +616,21 @@ impl Pool {
     /// how many; each is initialised as by [`Pool::alloc`]. The caller owns
     /// them and must free them (e.g. wrap with [`crate::Mbuf::from_raw`]).
     pub fn alloc_raw_bulk(&self, owner: OwnerId, out: &mut [*mut mbuf]) -> usize {
-        self.inner.get_raw(owner, out)
+        self.inner.get_raw(owner, out, |_, _| {})
+    }
+
+    /// [`Pool::alloc_raw_bulk`] that also calls `each(k, out[k])` for every
+    /// buffer handed out, in the pass that formats it: a caller that
+    /// describes each buffer (a driver shim's descriptors) need not walk
+    /// them again. `each` must not allocate from or free to a pool.
+    #[inline]
+    pub fn alloc_raw_bulk_each(
+        &self,
+        owner: OwnerId,
+        out: &mut [*mut mbuf],
+        each: impl FnMut(usize, *mut mbuf),
+    ) -> usize {
+        self.inner.get_raw(owner, out, each)
     }
 
     /// Allocates up to `n` buffers for `owner` and appends them to `batch`;
@@ -625,7 +639,7 @@ impl Pool {
         let n = n.min(batch.room());
         // SAFETY: get_raw writes `got` fresh, exclusively owned buffers into
         // the leading slots and returns `got`.
-        unsafe { batch.fill_raw(|slots| self.inner.get_raw(owner, &mut slots[..n])) }
+        unsafe { batch.fill_raw(|slots| self.inner.get_raw(owner, &mut slots[..n], |_, _| {})) }
     }
 }
 
@@ -653,7 +667,12 @@ impl PoolInner {
         cache.count.store(0, Ordering::Relaxed);
     }
 
-    fn get_raw(&self, owner: OwnerId, out: &mut [*mut mbuf]) -> usize {
+    fn get_raw(
+        &self,
+        owner: OwnerId,
+        out: &mut [*mut mbuf],
+        mut each: impl FnMut(usize, *mut mbuf),
+    ) -> usize {
         let want = out.len();
         let mut got = match thread_slot() {
             Some(slot) => self.get_cached(slot, out),
@@ -667,10 +686,11 @@ impl PoolInner {
         } else {
             OwnerId::POOL
         };
-        for &m in &out[..got] {
+        for (k, &m) in out[..got].iter().enumerate() {
             // SAFETY: m came off a free list, so it is a formatted element of
             // a live pool that nobody else references.
             unsafe { reset(m, owner) };
+            each(k, m);
         }
         if got > 0 {
             self.owners[owner.0 as usize]
@@ -1038,6 +1058,22 @@ mod tests {
         drop(m);
         // SAFETY: the eight buffers are ours and unused.
         unsafe { free_bulk(&raw) };
+        // The same pass that formats the buffers hands each to the caller,
+        // formatted, in order.
+        let mut calls = Vec::new();
+        let got = pool.alloc_raw_bulk_each(OwnerId::POOL, &mut raw[..5], |k, m| {
+            // SAFETY: a buffer just formatted for us.
+            let len = unsafe { (*m).m_hdr.mh_len };
+            calls.push((k, m, len));
+        });
+        assert_eq!(got, 5);
+        assert_eq!(calls.len(), 5);
+        for (j, &(k, m, len)) in calls.iter().enumerate() {
+            assert_eq!((k, m, len), (j, raw[j], 0));
+        }
+        // SAFETY: the five buffers are ours and unused.
+        unsafe { free_bulk(&raw[..5]) };
+        assert_eq!(pool.available(), 8);
     }
 
     use crate::Mbuf;

@@ -92,21 +92,28 @@ impl State {
             self.counters.pkt_alloc_failures += 1;
             return 0;
         }
+        // Described in the pool's own pass over the buffers it hands out.
+        let (span, state) = (self.desc.span, &mut self.desc.state);
+        let mut k = 0;
         let got = self
             .pool
-            .alloc_raw_bulk(self.owner, &mut self.burst[..want]);
-        let mut k = 0;
-        for j in 0..got {
-            let m = self.burst[j];
-            // The pool's own buffers are always in its span.
-            let Some(i) = self.desc.span.index_of(m) else {
-                self.free_later(m);
-                continue;
-            };
-            self.desc.state[i] = RX;
-            // SAFETY: m is a fresh buffer of the pool, ours.
-            out[k] = unsafe { describe(m, size, i) };
-            k += 1;
+            .alloc_raw_bulk_each(self.owner, &mut self.burst[..want], |_, m| {
+                // The pool's own buffers are always in its span.
+                if let Some(i) = span.index_of(m) {
+                    state[i] = RX;
+                    // SAFETY: m is a fresh buffer of the pool, ours.
+                    out[k] = unsafe { describe(m, size, i) };
+                    k += 1;
+                }
+            });
+        if k < got {
+            // Never: a buffer outside its own pool's span. Not lent: freed.
+            for j in 0..got {
+                let m = self.burst[j];
+                if self.desc.span.index_of(m).is_none() {
+                    self.free_later(m);
+                }
+            }
         }
         if k < out.len() {
             self.counters.pkt_alloc_failures += 1;
