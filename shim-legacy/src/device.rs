@@ -8,10 +8,12 @@
 //! own: `Serial` only checks, with one atomic exchange per entry (per burst),
 //! that no other thread is inside, and makes an overlapping caller wait.
 //!
-//! Transmit: a driver of ABI 1.1 with `lf_transmit_burst` gets up to
+//! Transmit: a driver of ABI 1.3 with `lf_transmit_desc` gets up to
+//! [`TX_BURST`] single-buffer frames per call as flat descriptors
+//! (ctx/desc.rs); a driver of ABI 1.1 with `lf_transmit_burst` gets up to
 //! [`TX_BURST`] packets per call; otherwise `lf_transmit` is called per
-//! packet. Both share the slot preparation and the settling of what the
-//! driver took.
+//! packet. The packet paths share the slot preparation and the settling of
+//! what the driver took; chains reach a 1.3 driver through them too.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use pktkit_native::{
     LinkState, PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
 };
 
-use crate::ctx::{CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
+use crate::ctx::{desc, CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
 use crate::loader::LegacyLibrary;
 use crate::serial::Serial;
 use crate::sys;
@@ -48,6 +50,8 @@ struct Core {
     /// zeroing them per burst showed in profiles).
     tx_pkts: Box<[*mut sys::pktkit_lg_packet; TX_BURST]>,
     tx_slots: Box<[u32; TX_BURST]>,
+    /// The descriptors of the 1.3 transmit burst being lent.
+    tx_descs: Box<[sys::pktkit_lg_desc; TX_BURST]>,
     stopped_once: bool,
     last_tx_done: u64,
     strikes: u32,
@@ -123,6 +127,7 @@ impl Core {
             funcs,
             tx_pkts: pkts,
             tx_slots: slots,
+            tx_descs,
             ..
         } = self;
         let lender = Lender {
@@ -132,6 +137,17 @@ impl Core {
         };
         let mut taken = 0;
         while !batch.is_empty() {
+            // 1.3: descriptors, up to the first frame they cannot carry,
+            // which then goes as a packet (one, below).
+            let mut per_call = per_call;
+            if let Some(send) = funcs.lf_transmit_desc {
+                let (sent, full) = lender.send_desc(send, batch, tx_descs);
+                taken += sent;
+                if full || batch.is_empty() {
+                    break;
+                }
+                per_call = 1;
+            }
             let raw = batch.as_raw();
             let (k, stop) = ctx
                 .with(|st| st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call]));
@@ -214,6 +230,45 @@ struct Lender<'a> {
 }
 
 impl Lender<'_> {
+    /// Lends the frames at the front of `batch` to `lf_transmit_desc`, a
+    /// burst at a time, until the batch is empty, the driver has no room,
+    /// or the front frame is not one descriptor (a chain, another pool's
+    /// buffer). Returns how many the driver took (taken off the batch) and
+    /// whether it had no room.
+    fn send_desc(
+        &self,
+        send: unsafe extern "C" fn(
+            *mut sys::pktkit_lg_dev,
+            *const sys::pktkit_lg_desc,
+            u32,
+        ) -> libc::c_int,
+        batch: &mut PacketBatch,
+        descs: &mut [sys::pktkit_lg_desc; TX_BURST],
+    ) -> (usize, bool) {
+        let dev = self.dev;
+        let mut taken = 0;
+        while !batch.is_empty() {
+            let raw = batch.as_raw();
+            let k = self.ctx.with(|st| st.tx_desc_prepare(raw, &mut descs[..]));
+            if k == 0 {
+                return (taken, false);
+            }
+            // SAFETY: a 1.3 burst of descriptors of buffers the batch still
+            // holds (lent until completed); the array outlives the call.
+            let rc = call_into(self.ctx, || unsafe { send(dev, descs.as_ptr(), k as u32) });
+            let sent = self
+                .ctx
+                .with(|st| st.tx_desc_settle(&batch.as_raw()[..k], rc));
+            batch.take_front_raw(sent);
+            taken += sent;
+            if sent < k {
+                self.ctx.with(|st| st.counters.tx_busy += 1);
+                return (taken, true);
+            }
+        }
+        (taken, false)
+    }
+
     /// Lends the prepared packets `pkts` (in `slots`) and returns how many
     /// the driver took, a prefix; the rest are released.
     fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
@@ -263,7 +318,8 @@ impl Drop for Core {
 }
 
 /// The driver's function table, read only as far as ABI `minor` defines it
-/// (1.0's table ends before `lf_transmit_burst`, 1.1's before `lf_reset`).
+/// (1.0's table ends before `lf_transmit_burst`, 1.1's before `lf_reset`,
+/// 1.2's before `lf_transmit_desc`).
 ///
 /// # Safety
 /// `funcs` must point at a function table of at least that size.
@@ -271,6 +327,7 @@ unsafe fn read_funcs(funcs: *const sys::pktkit_lg_funcs, minor: u32) -> sys::pkt
     let len = match minor {
         0 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst),
         1 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_reset),
+        2 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_desc),
         _ => std::mem::size_of::<sys::pktkit_lg_funcs>(),
     };
     let mut out = sys::pktkit_lg_funcs::default();
@@ -366,6 +423,7 @@ impl LegacyDriver {
             started: false,
             tx_pkts: Box::new([std::ptr::null_mut(); TX_BURST]),
             tx_slots: Box::new([0; TX_BURST]),
+            tx_descs: Box::new([desc::EMPTY; TX_BURST]),
             stopped_once: false,
             last_tx_done: 0,
             strikes: 0,
@@ -557,6 +615,8 @@ impl Driver for LegacyDriver {
             ("rx_burst_upcalls".to_owned(), c.rx_burst_upcalls),
             ("tx_calls".to_owned(), c.tx_calls),
             ("tx_burst_calls".to_owned(), c.tx_burst_calls),
+            ("rx_desc_upcalls".to_owned(), c.rx_desc_upcalls),
+            ("tx_desc_calls".to_owned(), c.tx_desc_calls),
             ("overlapping_entries".to_owned(), self.core.overlaps()),
             ("drv_ipackets".to_owned(), stats.st_ipackets),
             ("drv_opackets".to_owned(), stats.st_opackets),
@@ -669,7 +729,9 @@ impl Driver for LegacyDriver {
             ("abi".into(), format!("{major}.{minor}")),
             (
                 "transmit".into(),
-                if core.funcs.lf_transmit_burst.is_some() {
+                if core.funcs.lf_transmit_desc.is_some() {
+                    format!("lf_transmit_desc (up to {TX_BURST})")
+                } else if core.funcs.lf_transmit_burst.is_some() {
                     format!("lf_transmit_burst (up to {TX_BURST})")
                 } else {
                     "lf_transmit per packet".into()
@@ -806,6 +868,14 @@ mod tests {
         0
     }
 
+    unsafe extern "C" fn fake_desc(
+        _: *mut sys::pktkit_lg_dev,
+        _: *const sys::pktkit_lg_desc,
+        _: u32,
+    ) -> i32 {
+        0
+    }
+
     unsafe extern "C" fn fake_burst(
         _: *mut sys::pktkit_lg_dev,
         _: *const *mut sys::pktkit_lg_packet,
@@ -814,13 +884,15 @@ mod tests {
         0
     }
 
-    /// Pins what 1.2 appended: `lf_reset` after every 1.1 member.
+    /// Pins what 1.2 appended: `lf_reset` after every 1.1 member, and 1.3's
+    /// `lf_transmit_desc` after it, the end of today's table.
     #[test]
     fn abi_v1_2_appends_lf_reset_only() {
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_reset), 48);
-        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 56);
-        assert_eq!(sys::PKTKIT_LG_ABI_MINOR, 2);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_desc), 56);
+        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 64);
+        assert_eq!(sys::PKTKIT_LG_ABI_MINOR, 3);
     }
 
     /// A driver's table is read only as far as its minor defines it: what
@@ -831,18 +903,22 @@ mod tests {
         let full = sys::pktkit_lg_funcs {
             lf_transmit_burst: Some(fake_burst),
             lf_reset: Some(fake_reset),
+            lf_transmit_desc: Some(fake_desc),
             ..Default::default()
         };
         // SAFETY: `full` is a whole table, longer than any prefix read.
-        let (v0, v1, v2) = unsafe {
+        let (v0, v1, v2, v3) = unsafe {
             (
                 read_funcs(&full, 0),
                 read_funcs(&full, 1),
                 read_funcs(&full, 2),
+                read_funcs(&full, 3),
             )
         };
         assert!(v0.lf_transmit_burst.is_none() && v0.lf_reset.is_none());
         assert!(v1.lf_transmit_burst.is_some() && v1.lf_reset.is_none());
         assert!(v2.lf_transmit_burst.is_some() && v2.lf_reset.is_some());
+        assert!(v2.lf_transmit_desc.is_none());
+        assert!(v3.lf_reset.is_some() && v3.lf_transmit_desc.is_some());
     }
 }
