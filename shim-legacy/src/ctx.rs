@@ -146,11 +146,13 @@ impl Slot {
     #[inline(always)]
     fn lend(&mut self, i: usize, nfrags: u32, len: u32) {
         let own_buf: *mut sys::pktkit_lg_buf = &mut self.buf;
+        // Compared as addresses: the shim's one completion function.
+        let own_done: unsafe extern "C" fn(*mut sys::pktkit_lg_packet, libc::c_int) = tx_done;
         if self.pkt.lp_bufs != own_buf
             || self.buf.lb_frags != self.frags.as_mut_ptr()
             || !self.buf.lb_next.is_null()
-            || self.pkt.lp_owner[0] != i as u64
-            || self.pkt.lp_done.is_none()
+            || self.pkt.lp_owner != [i as u64, 0]
+            || self.pkt.lp_done.map(|f| f as usize) != Some(own_done as usize)
         {
             self.restore(i);
         }
