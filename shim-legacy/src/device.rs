@@ -7,6 +7,11 @@
 //! [`Concurrency::Serialized`] driver, so the shim takes no lock of its
 //! own: `Serial` only checks, with one atomic exchange per entry (per burst),
 //! that no other thread is inside, and makes an overlapping caller wait.
+//! The queues' `counters()` do not enter: the runtime calls them holding
+//! only that queue's lock (kit's `Interface::counters`, from the control
+//! thread) while a worker may be inside a burst of the other queue, so every
+//! entry publishes the queue counters into relaxed atomics as it leaves
+//! ([`Shared`]) and `counters()` reads those.
 //!
 //! Transmit: a driver of ABI 1.3 with `lf_transmit_desc` gets up to
 //! [`TX_BURST`] single-buffer frames per call as flat descriptors
@@ -16,6 +21,7 @@
 //! what the driver took; chains reach a 1.3 driver through them too.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +32,7 @@ use pktkit_native::{
 
 use crate::ctx::{desc, CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
 use crate::loader::LegacyLibrary;
-use crate::serial::Serial;
+use crate::serial::{Serial, SerialGuard};
 use crate::sys;
 
 /// Interface prefix of every shimmed device (io-pkt's convention).
@@ -350,9 +356,126 @@ fn lg_error(what: &str, rc: i32) -> DriverError {
     }
 }
 
+/// A device's [`Core`] in its [`Serial`], and the queue counters each entry
+/// publishes on its way out, for readers that must not enter.
+struct Shared {
+    serial: Serial<Core>,
+    published: Published,
+}
+
+/// The queue counters as of the last entry's end. Written only by the
+/// thread inside the Serial, read by anyone: relaxed, since a reader wants
+/// recent values, not an order with the packets (each field only grows
+/// between resets of the device's counters).
+#[derive(Default)]
+struct Published {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_errors: AtomicU64,
+    rx_drops: AtomicU64,
+    interrupts: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_errors: AtomicU64,
+    tx_busy: AtomicU64,
+}
+
+impl Published {
+    /// Stores the queue counters out of `c` (one entry's end: per burst).
+    fn store(&self, c: &ShimCounters) {
+        let put = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        put(&self.rx_packets, c.rx_zero_copy + c.rx_copies);
+        put(&self.rx_bytes, c.rx_bytes);
+        put(&self.rx_errors, c.bad_packets);
+        put(&self.rx_drops, c.rx_ring_drops + c.pkt_alloc_failures);
+        put(&self.interrupts, c.interrupts);
+        put(&self.tx_packets, c.tx_done);
+        put(&self.tx_bytes, c.tx_bytes);
+        put(&self.tx_errors, c.tx_errors);
+        put(&self.tx_busy, c.tx_busy);
+    }
+
+    fn rx(&self) -> QueueCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QueueCounters {
+            packets: get(&self.rx_packets),
+            bytes: get(&self.rx_bytes),
+            errors: get(&self.rx_errors),
+            drops: get(&self.rx_drops),
+            interrupts: get(&self.interrupts),
+            ..QueueCounters::default()
+        }
+    }
+
+    fn tx(&self) -> QueueCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QueueCounters {
+            packets: get(&self.tx_packets),
+            bytes: get(&self.tx_bytes),
+            errors: get(&self.tx_errors),
+            ring_full: get(&self.tx_busy),
+            ..QueueCounters::default()
+        }
+    }
+}
+
+impl Shared {
+    fn new(core: Core) -> Shared {
+        Shared {
+            serial: Serial::new(core),
+            published: Published::default(),
+        }
+    }
+
+    /// Enters the device; the guard publishes the queue counters as it
+    /// leaves.
+    #[inline]
+    fn enter(&self) -> CoreGuard<'_> {
+        CoreGuard {
+            core: self.serial.enter(),
+            published: &self.published,
+        }
+    }
+
+    /// Entries that found the device busy ([`Serial::overlaps`]).
+    fn overlaps(&self) -> u64 {
+        self.serial.overlaps()
+    }
+}
+
+/// Inside a device's [`Serial`]; publishes its queue counters on drop, still
+/// inside (the Serial is left after, when the inner guard drops).
+struct CoreGuard<'a> {
+    core: SerialGuard<'a, Core>,
+    published: &'a Published,
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Core;
+    #[inline]
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let published = self.published;
+        self.core.ctx.with(|st| published.store(&st.counters));
+    }
+}
+
 /// A legacy device attached through the shim.
 pub struct LegacyDriver {
-    core: Arc<Serial<Core>>,
+    core: Arc<Shared>,
     lib: Arc<LegacyLibrary>,
     ifname: String,
     mac: [u8; 6],
@@ -457,7 +580,7 @@ impl LegacyDriver {
             ..Capabilities::default()
         };
         Ok(LegacyDriver {
-            core: Arc::new(Serial::new(core)),
+            core: Arc::new(Shared::new(core)),
             lib,
             ifname,
             mac,
@@ -765,7 +888,7 @@ impl Driver for LegacyDriver {
 /// The receive queue: drives `lf_poll` (polled drivers) and drains what
 /// the driver's up-calls queued.
 struct LegacyRx {
-    core: Arc<Serial<Core>>,
+    core: Arc<Shared>,
     polled: bool,
     wake_fd: RawFd,
 }
@@ -802,15 +925,8 @@ impl RxQueue for LegacyRx {
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = self.core.enter().ctx.with(|st| st.counters);
-        QueueCounters {
-            packets: c.rx_zero_copy + c.rx_copies,
-            bytes: c.rx_bytes,
-            errors: c.bad_packets,
-            drops: c.rx_ring_drops + c.pkt_alloc_failures,
-            interrupts: c.interrupts,
-            ..QueueCounters::default()
-        }
+        // Not entering: see the module doc (as of the last entry's end).
+        self.core.published.rx()
     }
 
     fn wait_fd(&self) -> Option<RawFd> {
@@ -829,7 +945,7 @@ impl RxQueue for LegacyRx {
 
 /// The transmit queue: lends each packet to `lf_transmit` without copying.
 struct LegacyTx {
-    core: Arc<Serial<Core>>,
+    core: Arc<Shared>,
 }
 
 impl TxQueue for LegacyTx {
@@ -844,14 +960,8 @@ impl TxQueue for LegacyTx {
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = self.core.enter().ctx.with(|st| st.counters);
-        QueueCounters {
-            packets: c.tx_done,
-            bytes: c.tx_bytes,
-            errors: c.tx_errors,
-            ring_full: c.tx_busy,
-            ..QueueCounters::default()
-        }
+        // Not entering: see the module doc (as of the last entry's end).
+        self.core.published.tx()
     }
 
     fn reclaim(&mut self) {

@@ -360,3 +360,62 @@ fn the_v1_snapshot_header_is_unchanged_where_v1_drivers_look() {
         "a new major needs a new shim path"
     );
 }
+
+/// The runtime reads a queue's counters holding only that queue's lock
+/// (kit's `Interface::counters`, on the control thread) while a worker is
+/// inside a burst of the other queue. Those reads must not enter the
+/// device: `overlapping_entries` stays 0, and the counters still add up.
+#[test]
+fn queue_counters_read_during_bursts_do_not_enter_the_device() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    // Bursts go on until the reader has read this often while they ran.
+    const READS: u64 = 2000;
+    let pool = pool("counters-overlap", 512);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL, &[]).expect("attach");
+    let mut q = d.start().expect("start");
+    // As kit keeps them: each queue behind its own lock.
+    let rx = Mutex::new(q.rx.pop().expect("rx queue"));
+    let tx = Mutex::new(q.tx.pop().expect("tx queue"));
+    let done = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let bursts = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let mut b = PacketBatch::with_limit(32);
+            let mut bursts = 0u64;
+            while bursts < 100 || reads.load(Ordering::Relaxed) < READS {
+                assert_eq!(rx.lock().expect("rx").rx_burst(&mut b), 32);
+                assert_eq!(tx.lock().expect("tx").tx_burst(&mut b), 32);
+                bursts += 1;
+            }
+            done.store(true, Ordering::Release);
+            bursts
+        });
+        let mut last = (0, 0);
+        while !done.load(Ordering::Acquire) {
+            let r = rx.lock().expect("rx").counters();
+            let t = tx.lock().expect("tx").counters();
+            // Each only grows.
+            assert!(r.packets >= last.0 && t.packets >= last.1);
+            last = (r.packets, t.packets);
+            reads.fetch_add(1, Ordering::Relaxed);
+        }
+        worker.join().expect("worker")
+    });
+    let reads = reads.into_inner();
+    assert!(reads >= READS);
+    let n = bursts * 32;
+    let (r, t) = (
+        rx.lock().expect("rx").counters(),
+        tx.lock().expect("tx").counters(),
+    );
+    assert_eq!((r.packets, r.bytes), (n, 64 * n));
+    assert_eq!((t.packets, t.bytes), (n, 64 * n));
+    assert_eq!(extra(&*d, "overlapping_entries"), 0, "after {reads} reads");
+    q.rx.push(rx.into_inner().expect("rx"));
+    q.tx.push(tx.into_inner().expect("tx"));
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+}
