@@ -57,6 +57,13 @@ const OBJECTS: &[SharedObject] = &[
         sources: &["drivers/devn-null.c"],
         flags: &["-include", "pktkit/legacy_abi_v1_2.h"],
     },
+    // And against the frozen 1.3 snapshot (flat descriptors).
+    SharedObject {
+        file: "devn-null-v1_3.so",
+        env: "PKTKIT_SO_DEVN_NULL_V1_3",
+        sources: &["drivers/devn-null.c"],
+        flags: &["-include", "pktkit/legacy_abi_v1_3.h"],
+    },
     // devn-ne2000 with its test hooks exported (the multicast hash, for
     // tests/ne2000.rs); the driver itself exports only its entry.
     SharedObject {
@@ -91,7 +98,12 @@ fn main() {
     let include = manifest.join("include");
     let header = include.join("pktkit/legacy_abi.h");
     println!("cargo:rerun-if-changed={}", header.display());
-    for snapshot in ["legacy_abi_v1.h", "legacy_abi_v1_1.h", "legacy_abi_v1_2.h"] {
+    for snapshot in [
+        "legacy_abi_v1.h",
+        "legacy_abi_v1_1.h",
+        "legacy_abi_v1_2.h",
+        "legacy_abi_v1_3.h",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             include.join("pktkit").join(snapshot).display()

@@ -579,7 +579,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use pktkit_native::AttachArgs;
+    use pktkit_native::{AttachArgs, Control};
 
     fn null_ports(pool: &Pool, n: usize) -> Vec<Box<dyn Driver>> {
         (0..n)
@@ -634,49 +634,140 @@ mod tests {
         assert!(v["heap_allocs_per_pkt"].is_null());
     }
 
+    /// One device of `factory` named `name` on `pool` with `opts`.
+    fn port(
+        factory: &pktkit_native::DriverFactory,
+        pool: &Pool,
+        name: &str,
+        opts: &[(&str, &str)],
+    ) -> Box<dyn Driver> {
+        let args = AttachArgs {
+            options: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            pool: pool.clone(),
+            owners: vec![pool.register_owner(name).unwrap()],
+            ifnames: vec![name.to_owned()],
+            pci: None,
+        };
+        (factory.create)(&args).unwrap().remove(0)
+    }
+
+    /// A probe port (kit/src/probe.rs) on `pool` with `opts`.
+    fn probe_port(pool: &Pool, name: &str, opts: &[(&str, &str)]) -> Box<dyn Driver> {
+        port(&crate::probe::FACTORY, pool, name, opts)
+    }
+
+    fn extra_of(d: &dyn Driver, key: &str) -> u64 {
+        d.counters()
+            .extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| panic!("no {key}"), |(_, v)| *v)
+    }
+
     /// Under `--fallback global` with a serialized driver registered, every
-    /// burst takes the global lock: while the serialized driver "runs"
-    /// (holds its lock most of the time) forwarding nearly stops; under
-    /// `per-driver` it does not notice.
+    /// burst of the (MP-safe) ports takes the global lock: no burst runs
+    /// while the serialized driver is inside. Asserted by what ran at the
+    /// same time (probes of one group count entries that overlap), not by
+    /// throughput, which a loaded machine makes meaningless.
     #[test]
     fn fwd_under_the_global_lock_waits_for_it() {
         use crate::runtime::Fallback;
         use pktkit_native::Concurrency;
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-        let measure = |mode: Fallback, name: &str| {
-            let pool = test_pool(name);
-            let policy = LockPolicy::new(mode);
-            let serialized = DriverLock::attach(Concurrency::Serialized, &policy);
-            let stop = Arc::new(AtomicBool::new(false));
-            let holder = {
-                let (serialized, stop) = (serialized.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let g = serialized.enter();
-                        std::thread::sleep(Duration::from_millis(5));
-                        drop(g);
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
-                })
-            };
-            let mut cfg = FwdConfig::new(32, 0.3);
-            cfg.policy = Some(policy);
-            let r = fwd(null_ports(&pool, 2), &cfg).unwrap();
-            stop.store(true, Ordering::Relaxed);
-            holder.join().unwrap();
-            serialized.detach();
-            assert!(r.drops == 0, "{r}");
-            assert_eq!(pool.available(), pool.capacity());
-            r.rx_packets
-        };
-        let global = measure(Fallback::Global, "bench-fwd-global");
-        let per_driver = measure(Fallback::PerDriver, "bench-fwd-per-driver");
-        assert!(per_driver > 0);
-        assert!(
-            global < per_driver / 2,
-            "global {global} vs per-driver {per_driver}"
+        let pool = test_pool("bench-fwd-global");
+        let group = "bench-fwd-global";
+        let policy = LockPolicy::new(Fallback::Global);
+        let serialized = DriverLock::attach(Concurrency::Serialized, &policy);
+        assert!(policy.global_active());
+        // The serialized driver: a probe that stays inside each entry a while.
+        let mut held = probe_port(
+            &pool,
+            "probe-ser",
+            &[("group", group), ("spin", "5000"), ("queues", "1")],
         );
+        let ports: Vec<Box<dyn Driver>> = (0..2)
+            .map(|i| {
+                probe_port(
+                    &pool,
+                    &format!("probe-mp{i}"),
+                    &[
+                        ("mpsafe", "1"),
+                        ("group", group),
+                        ("spin", "10"),
+                        ("queues", "1"),
+                    ],
+                )
+            })
+            .collect();
+        let stop = AtomicBool::new(false);
+        let entries = AtomicU64::new(0);
+        let r = std::thread::scope(|s| {
+            s.spawn(|| loop {
+                {
+                    let _g = serialized.enter();
+                    held.control(&Control::SetPromisc(false)).unwrap();
+                }
+                entries.fetch_add(1, Ordering::Relaxed);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // Leaves the ports room to run between its entries.
+                std::thread::sleep(Duration::from_micros(100));
+            });
+            let mut cfg = FwdConfig::new(32, 0.3);
+            cfg.policy = Some(policy.clone());
+            let r = fwd(ports, &cfg);
+            stop.store(true, Ordering::Relaxed);
+            r
+        })
+        .unwrap();
+        serialized.detach();
+        assert!(r.rx_packets > 0 && r.drops == 0, "{r}");
+        assert!(entries.load(Ordering::Relaxed) > 0);
+        // Never a port's burst and the serialized driver inside at once.
+        assert_eq!(extra_of(&*held, "group_overlaps"), 0);
+        drop(held);
+        assert_eq!(pool.available(), pool.capacity());
+    }
+
+    /// Under `per-driver` the same ports do not wait for the serialized
+    /// driver: they forward while it is held for the whole run (which under
+    /// `global` would stop them until it is left).
+    #[test]
+    fn fwd_per_driver_does_not_wait_for_a_serialized_driver() {
+        use crate::runtime::Fallback;
+        use pktkit_native::Concurrency;
+        use std::sync::mpsc;
+
+        let pool = test_pool("bench-fwd-per-driver");
+        let policy = LockPolicy::new(Fallback::PerDriver);
+        let serialized = DriverLock::attach(Concurrency::Serialized, &policy);
+        assert!(!policy.global_active());
+        let (inside_tx, inside_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let r = std::thread::scope(|s| {
+            let serialized = &serialized;
+            s.spawn(move || {
+                let _g = serialized.enter();
+                inside_tx.send(()).unwrap();
+                // Held until the forwarding below has returned.
+                let _ = done_rx.recv();
+            });
+            inside_rx.recv().unwrap();
+            let mut cfg = FwdConfig::new(32, 0.3);
+            cfg.policy = Some(policy.clone());
+            let r = fwd(null_ports(&pool, 2), &cfg);
+            done_tx.send(()).unwrap();
+            r
+        })
+        .unwrap();
+        serialized.detach();
+        assert!(r.rx_packets > 0 && r.drops == 0, "{r}");
+        assert_eq!(pool.available(), pool.capacity());
     }
 
     /// Legacy devn-null ports through the shim: the copies they count are
@@ -688,19 +779,7 @@ mod tests {
             let f = pktkit_shim::factory(&format!("legacy:{}", pktkit_shim::drivers::DEVN_NULL))
                 .unwrap();
             (0..2)
-                .flat_map(|i| {
-                    let args = AttachArgs {
-                        options: opts
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
-                        pool: pool.clone(),
-                        owners: vec![pool.register_owner(&format!("en{i}")).unwrap()],
-                        ifnames: vec![format!("en{i}")],
-                        pci: None,
-                    };
-                    (f.create)(&args).unwrap()
-                })
+                .map(|i| port(f, pool, &format!("en{i}"), opts))
                 .collect()
         };
         let pool = test_pool("bench-legacy-zc");

@@ -230,6 +230,48 @@ pub struct DmaRegion {
     pub len: usize,
 }
 
+/// A pool's buffers as a range of indices: buffer `i` is the element at
+/// `base + i * ELEMENT_SIZE`. Copied out of the pool so a packet path
+/// converts between buffers and indices without touching the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSpan {
+    base: usize,
+    buffers: usize,
+}
+
+impl PoolSpan {
+    /// Number of buffers (indices are `0..buffers()`).
+    pub fn buffers(&self) -> usize {
+        self.buffers
+    }
+
+    /// The index of buffer `m` if it is one of this pool's. `m` must be a
+    /// buffer (of any pool): an mbuf pointer always starts an element, so
+    /// only the range is checked. Never give it an untrusted pointer; name
+    /// buffers across a trust boundary by index.
+    #[inline(always)]
+    pub fn index_of(&self, m: *const mbuf) -> Option<usize> {
+        let i = (m as usize).wrapping_sub(self.base) / ELEMENT_SIZE;
+        (i < self.buffers).then_some(i)
+    }
+
+    /// Buffer `i` of a pool of more than `i` buffers (the caller knows:
+    /// e.g. `i` indexed a table of [`PoolSpan::buffers`] entries). Past the
+    /// end it is an address outside the pool, never dereference it then.
+    #[inline(always)]
+    pub fn buffer_unchecked(&self, i: usize) -> *mut mbuf {
+        debug_assert!(i < self.buffers);
+        (self.base + i * ELEMENT_SIZE) as *mut mbuf
+    }
+
+    /// Buffer `i`, or `None` past the end. The pointer is only the
+    /// buffer's address: who owns it is the caller's to know.
+    #[inline(always)]
+    pub fn buffer(&self, i: usize) -> Option<*mut mbuf> {
+        (i < self.buffers).then(|| (self.base + i * ELEMENT_SIZE) as *mut mbuf)
+    }
+}
+
 struct Mapping {
     base: NonNull<u8>,
     len: usize,
@@ -471,6 +513,15 @@ impl Pool {
         }]
     }
 
+    /// Where the pool's buffers lie, to name a buffer by its index (a
+    /// driver shim's cookies and per-buffer tables).
+    pub fn span(&self) -> PoolSpan {
+        PoolSpan {
+            base: self.inner.mem.base.as_ptr() as usize,
+            buffers: self.inner.capacity,
+        }
+    }
+
     /// Registers an owner for accounting, e.g. an interface name.
     pub fn register_owner(&self, name: &str) -> Result<OwnerId, PoolError> {
         let mut names = lock(&self.inner.owner_names);
@@ -553,7 +604,7 @@ impl Pool {
     /// Allocates one packet buffer for `owner`, empty, with `M_PKTHDR` set.
     pub fn alloc(&self, owner: OwnerId) -> Option<crate::Mbuf> {
         let mut one = [ptr::null_mut(); 1];
-        if self.inner.get_raw(owner, &mut one) == 1 {
+        if self.inner.get_raw(owner, &mut one, |_, _| {}) == 1 {
             // SAFETY: get_raw handed out an initialised buffer that nobody else holds.
             Some(unsafe { crate::Mbuf::from_raw(one[0]) })
         } else {
@@ -565,7 +616,21 @@ impl Pool {
     /// how many; each is initialised as by [`Pool::alloc`]. The caller owns
     /// them and must free them (e.g. wrap with [`crate::Mbuf::from_raw`]).
     pub fn alloc_raw_bulk(&self, owner: OwnerId, out: &mut [*mut mbuf]) -> usize {
-        self.inner.get_raw(owner, out)
+        self.inner.get_raw(owner, out, |_, _| {})
+    }
+
+    /// [`Pool::alloc_raw_bulk`] that also calls `each(k, out[k])` for every
+    /// buffer handed out, in the pass that formats it: a caller that
+    /// describes each buffer (a driver shim's descriptors) need not walk
+    /// them again. `each` must not allocate from or free to a pool.
+    #[inline]
+    pub fn alloc_raw_bulk_each(
+        &self,
+        owner: OwnerId,
+        out: &mut [*mut mbuf],
+        each: impl FnMut(usize, *mut mbuf),
+    ) -> usize {
+        self.inner.get_raw(owner, out, each)
     }
 
     /// Allocates up to `n` buffers for `owner` and appends them to `batch`;
@@ -574,7 +639,7 @@ impl Pool {
         let n = n.min(batch.room());
         // SAFETY: get_raw writes `got` fresh, exclusively owned buffers into
         // the leading slots and returns `got`.
-        unsafe { batch.fill_raw(|slots| self.inner.get_raw(owner, &mut slots[..n])) }
+        unsafe { batch.fill_raw(|slots| self.inner.get_raw(owner, &mut slots[..n], |_, _| {})) }
     }
 }
 
@@ -602,7 +667,12 @@ impl PoolInner {
         cache.count.store(0, Ordering::Relaxed);
     }
 
-    fn get_raw(&self, owner: OwnerId, out: &mut [*mut mbuf]) -> usize {
+    fn get_raw(
+        &self,
+        owner: OwnerId,
+        out: &mut [*mut mbuf],
+        mut each: impl FnMut(usize, *mut mbuf),
+    ) -> usize {
         let want = out.len();
         let mut got = match thread_slot() {
             Some(slot) => self.get_cached(slot, out),
@@ -616,10 +686,11 @@ impl PoolInner {
         } else {
             OwnerId::POOL
         };
-        for &m in &out[..got] {
+        for (k, &m) in out[..got].iter().enumerate() {
             // SAFETY: m came off a free list, so it is a formatted element of
             // a live pool that nobody else references.
             unsafe { reset(m, owner) };
+            each(k, m);
         }
         if got > 0 {
             self.owners[owner.0 as usize]
@@ -954,6 +1025,57 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A buffer and its index name each other; outside the pool is none.
+    #[test]
+    fn span_names_buffers_by_index() {
+        let pool = Pool::new(&PoolConfig {
+            name: "span".into(),
+            buffers: 8,
+            hugepages: HugePages::Never,
+        })
+        .expect("pool");
+        let span = pool.span();
+        assert_eq!(span.buffers(), 8);
+        let mut raw = [ptr::null_mut(); 8];
+        assert_eq!(pool.alloc_raw_bulk(OwnerId::POOL, &mut raw), 8);
+        let mut seen = [false; 8];
+        for &m in &raw {
+            let i = span.index_of(m).expect("ours");
+            assert_eq!(span.buffer(i), Some(m));
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "eight buffers, eight indices");
+        assert_eq!(span.buffer(8), None);
+        let other = Pool::new(&PoolConfig {
+            name: "span2".into(),
+            buffers: 1,
+            hugepages: HugePages::Never,
+        })
+        .expect("pool");
+        let m = other.alloc(OwnerId::POOL).expect("buffer");
+        assert_eq!(span.index_of(m.as_ptr()), None);
+        drop(m);
+        // SAFETY: the eight buffers are ours and unused.
+        unsafe { free_bulk(&raw) };
+        // The same pass that formats the buffers hands each to the caller,
+        // formatted, in order.
+        let mut calls = Vec::new();
+        let got = pool.alloc_raw_bulk_each(OwnerId::POOL, &mut raw[..5], |k, m| {
+            // SAFETY: a buffer just formatted for us.
+            let len = unsafe { (*m).m_hdr.mh_len };
+            calls.push((k, m, len));
+        });
+        assert_eq!(got, 5);
+        assert_eq!(calls.len(), 5);
+        for (j, &(k, m, len)) in calls.iter().enumerate() {
+            assert_eq!((k, m, len), (j, raw[j], 0));
+        }
+        // SAFETY: the five buffers are ours and unused.
+        unsafe { free_bulk(&raw[..5]) };
+        assert_eq!(pool.available(), 8);
+    }
+
     use crate::Mbuf;
 
     fn small(name: &str, n: usize) -> Pool {

@@ -16,6 +16,11 @@
  * ls_pkt_alloc_burst and hands them up with ls_rx_burst, when the shim's
  * table has them (PKTKIT_LG_SVC_HAS); otherwise, and when built against
  * the 1.0 header (legacy_abi_v1.h), it makes one call per frame.
+ * Built against ABI 1.2 it also has lf_reset (its counters start from 0).
+ * Built against ABI 1.3 it takes the fastest path it is offered: flat
+ * descriptors (ls_rx_desc_alloc and ls_rx_desc on receive,
+ * lf_transmit_desc completed with one ls_tx_desc_done); rxmode=copy
+ * stays on packets (descriptors carry only the stack's buffers).
  *
  * Options: size (14..2048, default 64), mac, rxmode (zerocopy|copy),
  * frags (1..16, copy mode only, default 1).
@@ -41,6 +46,7 @@ struct pktkit_lg_dev {
 	uint32_t			sc_allmulti;
 	uint32_t			sc_mtu;
 	uint32_t			sc_burst;	/* 1.1 burst services */
+	uint32_t			sc_desc;	/* 1.3 descriptor services */
 	uint8_t				sc_mac[6];
 	struct pktkit_lg_stats		sc_stats;
 	uint8_t				sc_frame[NULL_MAX_SIZE];
@@ -62,6 +68,10 @@ static int	null_transmit_burst(struct pktkit_lg_dev *,
 #if PKTKIT_LG_ABI_MINOR >= 2
 static int	null_reset(struct pktkit_lg_dev *);
 #endif
+#if PKTKIT_LG_ABI_MINOR >= 3
+static int	null_transmit_desc(struct pktkit_lg_dev *,
+		    const struct pktkit_lg_desc *, uint32_t);
+#endif
 
 static const struct pktkit_lg_funcs null_funcs = {
 	.lf_start = null_start,
@@ -74,6 +84,9 @@ static const struct pktkit_lg_funcs null_funcs = {
 #endif
 #if PKTKIT_LG_ABI_MINOR >= 2
 	.lf_reset = null_reset,
+#endif
+#if PKTKIT_LG_ABI_MINOR >= 3
+	.lf_transmit_desc = null_transmit_desc,
 #endif
 };
 
@@ -181,6 +194,12 @@ null_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 	    PKTKIT_LG_SVC_HAS(svc, ls_rx_burst) &&
 	    PKTKIT_LG_SVC_HAS(svc, ls_tx_done_burst);
 #endif
+#if PKTKIT_LG_ABI_MINOR >= 3
+	/* A 1.2 shim's table ends before the descriptor services. */
+	sc->sc_desc = PKTKIT_LG_SVC_HAS(svc, ls_rx_desc_alloc) &&
+	    PKTKIT_LG_SVC_HAS(svc, ls_rx_desc) &&
+	    PKTKIT_LG_SVC_HAS(svc, ls_tx_desc_done);
+#endif
 	null_make_frame(sc);
 
 	info->di_max_mtu = NULL_MAX_MTU;
@@ -261,6 +280,49 @@ null_transmit_burst(struct pktkit_lg_dev *sc,
 }
 #endif
 
+#if PKTKIT_LG_ABI_MINOR >= 3
+static int
+null_transmit_desc(struct pktkit_lg_dev *sc, const struct pktkit_lg_desc *d,
+    uint32_t n)
+{
+	uint32_t i;
+
+	/* Only a shim with the descriptor services lends descriptors. */
+	if (!sc->sc_desc)
+		return PKTKIT_LG_EIO;
+	for (i = 0; i < n; i++)
+		sc->sc_stats.st_obytes += d[i].ld_len;
+	sc->sc_stats.st_opackets += n;
+	sc->sc_svc->ls_tx_desc_done(sc->sc_stack, d, n, 0);
+	return (int)n;
+}
+
+/* lf_poll with the 1.3 descriptor services: frames written into the
+ * stack's buffers as they come (the payload stays as the pool has it). */
+static int
+null_poll_desc(struct pktkit_lg_dev *sc, uint32_t budget)
+{
+	const struct pktkit_lg_services *svc = sc->sc_svc;
+	struct pktkit_lg_desc d[NULL_BURST];
+	uint32_t done, got, i, n;
+
+	for (done = 0; done < budget; done += got) {
+		n = budget - done < NULL_BURST ? budget - done : NULL_BURST;
+		got = svc->ls_rx_desc_alloc(sc->sc_stack, sc->sc_size, d, n);
+		for (i = 0; i < got; i++)
+			d[i].ld_len = sc->sc_size;
+		sc->sc_stats.st_ipackets += got;
+		sc->sc_stats.st_ibytes += (uint64_t)got * sc->sc_size;
+		svc->ls_rx_desc(sc->sc_stack, d, got);
+		if (got < n) {
+			sc->sc_stats.st_rx_nobuf++;
+			return (int)(done + got);
+		}
+	}
+	return (int)done;
+}
+#endif
+
 /* Describes sc_frame, in sc_frags pieces, with the bare packet pkt. */
 static void
 null_copy_frame(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
@@ -331,6 +393,10 @@ null_poll(struct pktkit_lg_dev *sc, uint32_t budget)
 
 	if (!sc->sc_running)
 		return 0;
+#if PKTKIT_LG_ABI_MINOR >= 3
+	if (sc->sc_desc && !sc->sc_copy)
+		return null_poll_desc(sc, budget);
+#endif
 #if PKTKIT_LG_ABI_MINOR >= 1
 	if (sc->sc_burst)
 		return null_poll_burst(sc, budget);

@@ -29,6 +29,10 @@
 //! fragment), and what never changes in it is written once (see
 //! [`Slot`]'s `lend`): the packet path is bound by memory stores.
 //!
+//! ABI 1.3's flat descriptors ([`desc`]) skip the slots: a frame in one
+//! pool buffer is one descriptor whose cookie is the buffer's index, and
+//! the device keeps one byte of state per pool buffer.
+//!
 //! # Which calls are trusted
 //!
 //! The shim records the device it is calling into in a thread-local
@@ -61,6 +65,8 @@ use pktkit_native::sys::{mbuf, M_BCAST, M_MCAST};
 use pktkit_native::{Mbuf, OwnerId, PacketBatch, Pool};
 
 use crate::sys;
+
+pub mod desc;
 
 /// Fragments of one slot (tx chains and bare rx packets).
 pub const FRAGS: usize = sys::PKTKIT_LG_BARE_FRAGS as usize;
@@ -140,11 +146,13 @@ impl Slot {
     #[inline(always)]
     fn lend(&mut self, i: usize, nfrags: u32, len: u32) {
         let own_buf: *mut sys::pktkit_lg_buf = &mut self.buf;
+        // Compared as addresses: the shim's one completion function.
+        let own_done: unsafe extern "C" fn(*mut sys::pktkit_lg_packet, libc::c_int) = tx_done;
         if self.pkt.lp_bufs != own_buf
             || self.buf.lb_frags != self.frags.as_mut_ptr()
             || !self.buf.lb_next.is_null()
-            || self.pkt.lp_owner[0] != i as u64
-            || self.pkt.lp_done.is_none()
+            || self.pkt.lp_owner != [i as u64, 0]
+            || self.pkt.lp_done.map(|f| f as usize) != Some(own_done as usize)
         {
             self.restore(i);
         }
@@ -217,6 +225,10 @@ pub struct ShimCounters {
     pub tx_calls: u64,
     /// Burst transmit calls into the driver (`lf_transmit_burst`, ABI 1.1).
     pub tx_burst_calls: u64,
+    /// Descriptor receive up-calls (`ls_rx_desc`, ABI 1.3).
+    pub rx_desc_upcalls: u64,
+    /// Descriptor transmit calls into the driver (`lf_transmit_desc`, ABI 1.3).
+    pub tx_desc_calls: u64,
 }
 
 struct Intr {
@@ -238,6 +250,8 @@ pub struct State {
     owner: OwnerId,
     slots: Box<[Slot]>,
     free: Vec<u32>,
+    /// Pool buffers lent through ABI 1.3 descriptors.
+    desc: desc::Lent,
     stash: [*mut mbuf; STASH],
     stash_len: usize,
     /// Where `ls_pkt_alloc_burst` allocates before lending.
@@ -355,6 +369,7 @@ impl StackCtx {
         options: &BTreeMap<String, String>,
         pci_opener: Option<Arc<dyn PciOpener>>,
     ) -> std::io::Result<Box<StackCtx>> {
+        let span = pool.span();
         let mut table: Box<[Slot]> = (0..slots).map(|_| Slot::new()).collect();
         // In place: the packets point into their own slots.
         for (i, s) in table.iter_mut().enumerate() {
@@ -386,6 +401,7 @@ impl StackCtx {
                 name: name.to_owned(),
                 pool,
                 owner,
+                desc: desc::Lent::new(span),
                 slots: table,
                 free: (0..slots as u32).rev().collect(),
                 stash: [ptr::null_mut(); STASH],
@@ -1123,6 +1139,7 @@ impl State {
                 kept += 1;
             }
         }
+        kept += self.reclaim_desc();
         self.counters.reclaimed += kept;
         while self.ring_len > 0 {
             let m = self.ring[self.ring_head];
@@ -1244,6 +1261,10 @@ pub static SERVICES: sys::pktkit_lg_services = sys::pktkit_lg_services {
     ls_pkt_free_burst: Some(svc_pkt_free_burst),
     ls_rx_burst: Some(svc_rx_burst),
     ls_tx_done_burst: Some(svc_tx_done_burst),
+    ls_rx_desc_alloc: Some(desc::svc_rx_desc_alloc),
+    ls_rx_desc: Some(desc::svc_rx_desc),
+    ls_rx_desc_free: Some(desc::svc_rx_desc_free),
+    ls_tx_desc_done: Some(desc::svc_tx_desc_done),
 };
 
 type Stack = *mut sys::pktkit_lg_stack;
@@ -1897,11 +1918,33 @@ mod tests {
     fn abi_v1_1_appends_only() {
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_pkt_alloc_burst), 192);
         assert_eq!(offset_of!(sys::pktkit_lg_services, ls_tx_done_burst), 216);
-        assert_eq!(size_of::<sys::pktkit_lg_services>(), 224);
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
+        // 1.1's tables end here: 1.2 appends lf_reset, 1.3 the descriptors.
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_reset), 48);
-        assert_eq!(SERVICES.ls_size, 224);
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_rx_desc_alloc), 224);
         assert!(SERVICES.ls_abi_minor >= 1);
+    }
+
+    /// Pins what 1.3 appended (after 1.2's `lf_reset`; 1.2 added no
+    /// services), and its descriptor: the final layout.
+    #[test]
+    fn abi_v1_3_appends_only() {
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_rx_desc_alloc), 224);
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_rx_desc), 232);
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_rx_desc_free), 240);
+        assert_eq!(offset_of!(sys::pktkit_lg_services, ls_tx_desc_done), 248);
+        assert_eq!(size_of::<sys::pktkit_lg_services>(), 256);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_reset), 48);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_desc), 56);
+        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 64);
+        assert_eq!(size_of::<sys::pktkit_lg_desc>(), 32);
+        assert_eq!(offset_of!(sys::pktkit_lg_desc, ld_ptr), 0);
+        assert_eq!(offset_of!(sys::pktkit_lg_desc, ld_busaddr), 8);
+        assert_eq!(offset_of!(sys::pktkit_lg_desc, ld_len), 16);
+        assert_eq!(offset_of!(sys::pktkit_lg_desc, ld_flags), 20);
+        assert_eq!(offset_of!(sys::pktkit_lg_desc, ld_cookie), 24);
+        assert_eq!(SERVICES.ls_size, 256);
+        assert_eq!(SERVICES.ls_abi_minor, 3);
     }
 
     /// The packet path touches a slot's first two cache lines only.

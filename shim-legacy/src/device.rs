@@ -7,13 +7,21 @@
 //! [`Concurrency::Serialized`] driver, so the shim takes no lock of its
 //! own: `Serial` only checks, with one atomic exchange per entry (per burst),
 //! that no other thread is inside, and makes an overlapping caller wait.
+//! The queues' `counters()` do not enter: the runtime calls them holding
+//! only that queue's lock (kit's `Interface::counters`, from the control
+//! thread) while a worker may be inside a burst of the other queue, so every
+//! entry publishes the queue counters into relaxed atomics as it leaves
+//! ([`Shared`]) and `counters()` reads those.
 //!
-//! Transmit: a driver of ABI 1.1 with `lf_transmit_burst` gets up to
+//! Transmit: a driver of ABI 1.3 with `lf_transmit_desc` gets up to
+//! [`TX_BURST`] single-buffer frames per call as flat descriptors
+//! (ctx/desc.rs); a driver of ABI 1.1 with `lf_transmit_burst` gets up to
 //! [`TX_BURST`] packets per call; otherwise `lf_transmit` is called per
-//! packet. Both share the slot preparation and the settling of what the
-//! driver took.
+//! packet. The packet paths share the slot preparation and the settling of
+//! what the driver took; chains reach a 1.3 driver through them too.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +30,9 @@ use pktkit_native::{
     LinkState, PacketBatch, QueueCounters, Queues, RxQueue, Service, TxQueue,
 };
 
-use crate::ctx::{CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
+use crate::ctx::{desc, CallGuard, Callout, PrepStop, ShimCounters, StackCtx, SERVICES};
 use crate::loader::LegacyLibrary;
-use crate::serial::Serial;
+use crate::serial::{Serial, SerialGuard};
 use crate::sys;
 
 /// Interface prefix of every shimmed device (io-pkt's convention).
@@ -48,6 +56,8 @@ struct Core {
     /// zeroing them per burst showed in profiles).
     tx_pkts: Box<[*mut sys::pktkit_lg_packet; TX_BURST]>,
     tx_slots: Box<[u32; TX_BURST]>,
+    /// The descriptors of the 1.3 transmit burst being lent.
+    tx_descs: Box<[sys::pktkit_lg_desc; TX_BURST]>,
     stopped_once: bool,
     last_tx_done: u64,
     strikes: u32,
@@ -123,6 +133,7 @@ impl Core {
             funcs,
             tx_pkts: pkts,
             tx_slots: slots,
+            tx_descs,
             ..
         } = self;
         let lender = Lender {
@@ -132,6 +143,17 @@ impl Core {
         };
         let mut taken = 0;
         while !batch.is_empty() {
+            // 1.3: descriptors, up to the first frame they cannot carry,
+            // which then goes as a packet (one, below).
+            let mut per_call = per_call;
+            if let Some(send) = funcs.lf_transmit_desc {
+                let (sent, full) = lender.send_desc(send, batch, tx_descs);
+                taken += sent;
+                if full || batch.is_empty() {
+                    break;
+                }
+                per_call = 1;
+            }
             let raw = batch.as_raw();
             let (k, stop) = ctx
                 .with(|st| st.tx_prepare_burst(raw, &mut pkts[..per_call], &mut slots[..per_call]));
@@ -214,6 +236,45 @@ struct Lender<'a> {
 }
 
 impl Lender<'_> {
+    /// Lends the frames at the front of `batch` to `lf_transmit_desc`, a
+    /// burst at a time, until the batch is empty, the driver has no room,
+    /// or the front frame is not one descriptor (a chain, another pool's
+    /// buffer). Returns how many the driver took (taken off the batch) and
+    /// whether it had no room.
+    fn send_desc(
+        &self,
+        send: unsafe extern "C" fn(
+            *mut sys::pktkit_lg_dev,
+            *const sys::pktkit_lg_desc,
+            u32,
+        ) -> libc::c_int,
+        batch: &mut PacketBatch,
+        descs: &mut [sys::pktkit_lg_desc; TX_BURST],
+    ) -> (usize, bool) {
+        let dev = self.dev;
+        let mut taken = 0;
+        while !batch.is_empty() {
+            let raw = batch.as_raw();
+            let k = self.ctx.with(|st| st.tx_desc_prepare(raw, &mut descs[..]));
+            if k == 0 {
+                return (taken, false);
+            }
+            // SAFETY: a 1.3 burst of descriptors of buffers the batch still
+            // holds (lent until completed); the array outlives the call.
+            let rc = call_into(self.ctx, || unsafe { send(dev, descs.as_ptr(), k as u32) });
+            let sent = self
+                .ctx
+                .with(|st| st.tx_desc_settle(&batch.as_raw()[..k], rc));
+            batch.take_front_raw(sent);
+            taken += sent;
+            if sent < k {
+                self.ctx.with(|st| st.counters.tx_busy += 1);
+                return (taken, true);
+            }
+        }
+        (taken, false)
+    }
+
     /// Lends the prepared packets `pkts` (in `slots`) and returns how many
     /// the driver took, a prefix; the rest are released.
     fn send(&self, pkts: &[*mut sys::pktkit_lg_packet], slots: &[u32]) -> usize {
@@ -263,7 +324,8 @@ impl Drop for Core {
 }
 
 /// The driver's function table, read only as far as ABI `minor` defines it
-/// (1.0's table ends before `lf_transmit_burst`, 1.1's before `lf_reset`).
+/// (1.0's table ends before `lf_transmit_burst`, 1.1's before `lf_reset`,
+/// 1.2's before `lf_transmit_desc`).
 ///
 /// # Safety
 /// `funcs` must point at a function table of at least that size.
@@ -271,6 +333,7 @@ unsafe fn read_funcs(funcs: *const sys::pktkit_lg_funcs, minor: u32) -> sys::pkt
     let len = match minor {
         0 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst),
         1 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_reset),
+        2 => std::mem::offset_of!(sys::pktkit_lg_funcs, lf_transmit_desc),
         _ => std::mem::size_of::<sys::pktkit_lg_funcs>(),
     };
     let mut out = sys::pktkit_lg_funcs::default();
@@ -293,9 +356,126 @@ fn lg_error(what: &str, rc: i32) -> DriverError {
     }
 }
 
+/// A device's [`Core`] in its [`Serial`], and the queue counters each entry
+/// publishes on its way out, for readers that must not enter.
+struct Shared {
+    serial: Serial<Core>,
+    published: Published,
+}
+
+/// The queue counters as of the last entry's end. Written only by the
+/// thread inside the Serial, read by anyone: relaxed, since a reader wants
+/// recent values, not an order with the packets (each field only grows
+/// between resets of the device's counters).
+#[derive(Default)]
+struct Published {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_errors: AtomicU64,
+    rx_drops: AtomicU64,
+    interrupts: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_errors: AtomicU64,
+    tx_busy: AtomicU64,
+}
+
+impl Published {
+    /// Stores the queue counters out of `c` (one entry's end: per burst).
+    fn store(&self, c: &ShimCounters) {
+        let put = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        put(&self.rx_packets, c.rx_zero_copy + c.rx_copies);
+        put(&self.rx_bytes, c.rx_bytes);
+        put(&self.rx_errors, c.bad_packets);
+        put(&self.rx_drops, c.rx_ring_drops + c.pkt_alloc_failures);
+        put(&self.interrupts, c.interrupts);
+        put(&self.tx_packets, c.tx_done);
+        put(&self.tx_bytes, c.tx_bytes);
+        put(&self.tx_errors, c.tx_errors);
+        put(&self.tx_busy, c.tx_busy);
+    }
+
+    fn rx(&self) -> QueueCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QueueCounters {
+            packets: get(&self.rx_packets),
+            bytes: get(&self.rx_bytes),
+            errors: get(&self.rx_errors),
+            drops: get(&self.rx_drops),
+            interrupts: get(&self.interrupts),
+            ..QueueCounters::default()
+        }
+    }
+
+    fn tx(&self) -> QueueCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QueueCounters {
+            packets: get(&self.tx_packets),
+            bytes: get(&self.tx_bytes),
+            errors: get(&self.tx_errors),
+            ring_full: get(&self.tx_busy),
+            ..QueueCounters::default()
+        }
+    }
+}
+
+impl Shared {
+    fn new(core: Core) -> Shared {
+        Shared {
+            serial: Serial::new(core),
+            published: Published::default(),
+        }
+    }
+
+    /// Enters the device; the guard publishes the queue counters as it
+    /// leaves.
+    #[inline]
+    fn enter(&self) -> CoreGuard<'_> {
+        CoreGuard {
+            core: self.serial.enter(),
+            published: &self.published,
+        }
+    }
+
+    /// Entries that found the device busy ([`Serial::overlaps`]).
+    fn overlaps(&self) -> u64 {
+        self.serial.overlaps()
+    }
+}
+
+/// Inside a device's [`Serial`]; publishes its queue counters on drop, still
+/// inside (the Serial is left after, when the inner guard drops).
+struct CoreGuard<'a> {
+    core: SerialGuard<'a, Core>,
+    published: &'a Published,
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Core;
+    #[inline]
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let published = self.published;
+        self.core.ctx.with(|st| published.store(&st.counters));
+    }
+}
+
 /// A legacy device attached through the shim.
 pub struct LegacyDriver {
-    core: Arc<Serial<Core>>,
+    core: Arc<Shared>,
     lib: Arc<LegacyLibrary>,
     ifname: String,
     mac: [u8; 6],
@@ -366,6 +546,7 @@ impl LegacyDriver {
             started: false,
             tx_pkts: Box::new([std::ptr::null_mut(); TX_BURST]),
             tx_slots: Box::new([0; TX_BURST]),
+            tx_descs: Box::new([desc::EMPTY; TX_BURST]),
             stopped_once: false,
             last_tx_done: 0,
             strikes: 0,
@@ -399,7 +580,7 @@ impl LegacyDriver {
             ..Capabilities::default()
         };
         Ok(LegacyDriver {
-            core: Arc::new(Serial::new(core)),
+            core: Arc::new(Shared::new(core)),
             lib,
             ifname,
             mac,
@@ -557,6 +738,8 @@ impl Driver for LegacyDriver {
             ("rx_burst_upcalls".to_owned(), c.rx_burst_upcalls),
             ("tx_calls".to_owned(), c.tx_calls),
             ("tx_burst_calls".to_owned(), c.tx_burst_calls),
+            ("rx_desc_upcalls".to_owned(), c.rx_desc_upcalls),
+            ("tx_desc_calls".to_owned(), c.tx_desc_calls),
             ("overlapping_entries".to_owned(), self.core.overlaps()),
             ("drv_ipackets".to_owned(), stats.st_ipackets),
             ("drv_opackets".to_owned(), stats.st_opackets),
@@ -669,7 +852,9 @@ impl Driver for LegacyDriver {
             ("abi".into(), format!("{major}.{minor}")),
             (
                 "transmit".into(),
-                if core.funcs.lf_transmit_burst.is_some() {
+                if core.funcs.lf_transmit_desc.is_some() {
+                    format!("lf_transmit_desc (up to {TX_BURST})")
+                } else if core.funcs.lf_transmit_burst.is_some() {
                     format!("lf_transmit_burst (up to {TX_BURST})")
                 } else {
                     "lf_transmit per packet".into()
@@ -703,7 +888,7 @@ impl Driver for LegacyDriver {
 /// The receive queue: drives `lf_poll` (polled drivers) and drains what
 /// the driver's up-calls queued.
 struct LegacyRx {
-    core: Arc<Serial<Core>>,
+    core: Arc<Shared>,
     polled: bool,
     wake_fd: RawFd,
 }
@@ -740,15 +925,8 @@ impl RxQueue for LegacyRx {
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = self.core.enter().ctx.with(|st| st.counters);
-        QueueCounters {
-            packets: c.rx_zero_copy + c.rx_copies,
-            bytes: c.rx_bytes,
-            errors: c.bad_packets,
-            drops: c.rx_ring_drops + c.pkt_alloc_failures,
-            interrupts: c.interrupts,
-            ..QueueCounters::default()
-        }
+        // Not entering: see the module doc (as of the last entry's end).
+        self.core.published.rx()
     }
 
     fn wait_fd(&self) -> Option<RawFd> {
@@ -767,7 +945,7 @@ impl RxQueue for LegacyRx {
 
 /// The transmit queue: lends each packet to `lf_transmit` without copying.
 struct LegacyTx {
-    core: Arc<Serial<Core>>,
+    core: Arc<Shared>,
 }
 
 impl TxQueue for LegacyTx {
@@ -782,14 +960,8 @@ impl TxQueue for LegacyTx {
     }
 
     fn counters(&self) -> QueueCounters {
-        let c = self.core.enter().ctx.with(|st| st.counters);
-        QueueCounters {
-            packets: c.tx_done,
-            bytes: c.tx_bytes,
-            errors: c.tx_errors,
-            ring_full: c.tx_busy,
-            ..QueueCounters::default()
-        }
+        // Not entering: see the module doc (as of the last entry's end).
+        self.core.published.tx()
     }
 
     fn reclaim(&mut self) {
@@ -806,6 +978,14 @@ mod tests {
         0
     }
 
+    unsafe extern "C" fn fake_desc(
+        _: *mut sys::pktkit_lg_dev,
+        _: *const sys::pktkit_lg_desc,
+        _: u32,
+    ) -> i32 {
+        0
+    }
+
     unsafe extern "C" fn fake_burst(
         _: *mut sys::pktkit_lg_dev,
         _: *const *mut sys::pktkit_lg_packet,
@@ -814,13 +994,15 @@ mod tests {
         0
     }
 
-    /// Pins what 1.2 appended: `lf_reset` after every 1.1 member.
+    /// Pins what 1.2 appended: `lf_reset` after every 1.1 member, and 1.3's
+    /// `lf_transmit_desc` after it, the end of today's table.
     #[test]
     fn abi_v1_2_appends_lf_reset_only() {
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_burst), 40);
         assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_reset), 48);
-        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 56);
-        assert_eq!(sys::PKTKIT_LG_ABI_MINOR, 2);
+        assert_eq!(offset_of!(sys::pktkit_lg_funcs, lf_transmit_desc), 56);
+        assert_eq!(size_of::<sys::pktkit_lg_funcs>(), 64);
+        assert_eq!(sys::PKTKIT_LG_ABI_MINOR, 3);
     }
 
     /// A driver's table is read only as far as its minor defines it: what
@@ -831,18 +1013,22 @@ mod tests {
         let full = sys::pktkit_lg_funcs {
             lf_transmit_burst: Some(fake_burst),
             lf_reset: Some(fake_reset),
+            lf_transmit_desc: Some(fake_desc),
             ..Default::default()
         };
         // SAFETY: `full` is a whole table, longer than any prefix read.
-        let (v0, v1, v2) = unsafe {
+        let (v0, v1, v2, v3) = unsafe {
             (
                 read_funcs(&full, 0),
                 read_funcs(&full, 1),
                 read_funcs(&full, 2),
+                read_funcs(&full, 3),
             )
         };
         assert!(v0.lf_transmit_burst.is_none() && v0.lf_reset.is_none());
         assert!(v1.lf_transmit_burst.is_some() && v1.lf_reset.is_none());
         assert!(v2.lf_transmit_burst.is_some() && v2.lf_reset.is_some());
+        assert!(v2.lf_transmit_desc.is_none());
+        assert!(v3.lf_reset.is_some() && v3.lf_transmit_desc.is_some());
     }
 }

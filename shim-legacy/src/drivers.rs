@@ -12,6 +12,8 @@ pub const DEVN_NULL_V1: &str = env!("PKTKIT_SO_DEVN_NULL_V1");
 pub const DEVN_NULL_V1_1: &str = env!("PKTKIT_SO_DEVN_NULL_V1_1");
 /// `devn-null.so` built against the frozen v1.2 snapshot (`lf_reset`).
 pub const DEVN_NULL_V1_2: &str = env!("PKTKIT_SO_DEVN_NULL_V1_2");
+/// `devn-null.so` built against the frozen v1.3 snapshot (descriptors).
+pub const DEVN_NULL_V1_3: &str = env!("PKTKIT_SO_DEVN_NULL_V1_3");
 /// `devn-ne2000.so` with its test hooks exported (`ne_test_*`).
 pub const DEVN_NE2000_HOOKS: &str = env!("PKTKIT_SO_DEVN_NE2000_HOOKS");
 /// `devn-bad.so`: the deliberately faulty test driver (`fault=` option).

@@ -15,6 +15,7 @@
 //! still never runs twice at once.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -52,7 +53,10 @@ impl<T> Serial<T> {
         if self.busy.swap(true, Ordering::Acquire) {
             self.wait();
         }
-        SerialGuard { serial: self }
+        SerialGuard {
+            serial: self,
+            _value: PhantomData,
+        }
     }
 
     /// The slow path: another thread is inside; count it and wait.
@@ -83,8 +87,44 @@ impl<T> Serial<T> {
 }
 
 /// Proof of being inside a [`Serial`]; leaves it on drop.
+///
+/// The guard gives `&T` and `&mut T`, so it is `Sync` only when `T` is
+/// (as std's `MutexGuard`): a guard shared between threads would give each
+/// a `&T` at once. It cannot be shared when `T` is not `Sync`:
+///
+/// ```compile_fail,E0277
+/// use std::cell::Cell;
+/// use pktkit_shim::serial::Serial;
+///
+/// let s = Serial::new(Cell::new(0u32));
+/// let g = s.enter();
+/// std::thread::scope(|sc| {
+///     // Two threads with &Cell at once: refused, the guard is !Sync.
+///     sc.spawn(|| g.set(1));
+///     g.set(2);
+/// });
+/// ```
+///
+/// The same with a `Sync` value compiles:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use pktkit_shim::serial::Serial;
+///
+/// let s = Serial::new(AtomicU32::new(0));
+/// let g = s.enter();
+/// std::thread::scope(|sc| {
+///     sc.spawn(|| g.fetch_add(1, Ordering::Relaxed));
+///     g.fetch_add(1, Ordering::Relaxed);
+/// });
+/// assert_eq!(g.load(Ordering::Relaxed), 2);
+/// ```
 pub struct SerialGuard<'a, T> {
     serial: &'a Serial<T>,
+    // The guard stands for `&'a mut T`: Sync only if T is Sync, never
+    // covariant in T. Without it the guard (a `&Serial<T>`) would be Sync
+    // whenever T: Send.
+    _value: PhantomData<&'a mut T>,
 }
 
 impl<T> Deref for SerialGuard<'_, T> {

@@ -222,3 +222,35 @@ fn a_service_call_outside_a_driver_call_is_refused() {
     let d: Option<Box<dyn Driver>> = None;
     drop(d);
 }
+
+/// A driver that overwrites a lent packet's `lp_done` and `lp_owner` gets
+/// both rewritten the next time the slot is lent: every transmit it makes
+/// through `lp_done` reaches the shim, on every slot.
+#[test]
+fn lp_done_and_lp_owner_overwritten_by_a_driver_are_restored() {
+    let pool = pool("bad-clobber", 4096);
+    let (mut d, owner) =
+        attach(&pool, drivers::DEVN_BAD, &[("fault", "txclobber")]).expect("attach");
+    let mut q = d.start().expect("start");
+    // Three times the slot table (1024): every slot is lent again after the
+    // driver scribbled on it, whatever order the free list keeps.
+    let rounds = 3 * 1024 / 64;
+    for _ in 0..rounds {
+        let mut b = frames(&pool, owner, 64);
+        assert_eq!(q.tx[0].tx_burst(&mut b), 64);
+        assert!(b.is_empty());
+    }
+    let n = (rounds * 64) as u64;
+    // Each completion went through the restored lp_done ...
+    assert_eq!(extra(&*d, "tx_done"), n);
+    assert_eq!(q.tx[0].counters().packets, n);
+    // ... the driver never saw its own scribbles on a lent packet ...
+    assert_eq!(extra(&*d, "drv_oerrors"), 0);
+    assert_eq!(extra(&*d, "bad_packets"), 0);
+    // ... and nothing was left lent for stop to reclaim.
+    d.stop(q);
+    assert_eq!(extra(&*d, "reclaimed"), 0);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
+    healthy_runs(&pool);
+}

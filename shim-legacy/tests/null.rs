@@ -183,32 +183,96 @@ fn forward_through(so: &str, name: &str, bursts: usize) -> Box<dyn pktkit_native
     d
 }
 
-/// A 1.0 driver runs through the per-packet calls, a 1.1 driver through
-/// the bursts, and both forward the same frames.
+/// A 1.0 driver runs through the per-packet calls, a 1.1 or 1.2 driver
+/// through the bursts (only 1.2 resets), a 1.3 driver through the
+/// descriptors (and resets), and all forward the same frames.
 #[test]
-fn a_1_0_driver_goes_per_packet_and_a_1_1_driver_in_bursts() {
+fn drivers_of_1_0_to_1_3_each_forward_on_their_path() {
     let v10 = forward_through(drivers::DEVN_NULL_V1, "fwd-1.0", 4);
     assert_eq!(extra(&*v10, "rx_upcalls"), 256);
     assert_eq!(extra(&*v10, "tx_calls"), 256);
     assert_eq!(extra(&*v10, "rx_burst_upcalls"), 0);
     assert_eq!(extra(&*v10, "tx_burst_calls"), 0);
+    assert_eq!(extra(&*v10, "rx_desc_upcalls"), 0);
+    assert_eq!(extra(&*v10, "tx_desc_calls"), 0);
     assert!(v10
         .describe()
         .iter()
         .any(|(k, v)| k == "transmit" && v == "lf_transmit per packet"));
 
-    // 1.1 and what came after it (1.2 changed nothing for bursts).
-    for (so, minor) in [(drivers::DEVN_NULL_V1_1, 1), (drivers::DEVN_NULL, 2)] {
-        let lib = pktkit_shim::LegacyLibrary::load(so.as_ref()).expect("1.1+ driver");
+    // 1.1 and 1.2 (1.2 changed nothing for bursts; it added lf_reset).
+    for (so, minor) in [(drivers::DEVN_NULL_V1_1, 1), (drivers::DEVN_NULL_V1_2, 2)] {
+        let lib = pktkit_shim::LegacyLibrary::load(so.as_ref()).expect("1.1/1.2 driver");
         assert_eq!(lib.abi(), (1, minor));
-        let v11 = forward_through(so, "fwd-1.1", 4);
-        assert_eq!(extra(&*v11, "rx_upcalls"), 0);
-        assert_eq!(extra(&*v11, "tx_calls"), 0);
+        let mut v = forward_through(so, &format!("fwd-1.{minor}"), 4);
+        assert_eq!(extra(&*v, "rx_upcalls"), 0);
+        assert_eq!(extra(&*v, "tx_calls"), 0);
         // One up-call and one transmit call per burst of 64.
-        assert_eq!(extra(&*v11, "rx_burst_upcalls"), 4);
-        assert_eq!(extra(&*v11, "tx_burst_calls"), 4);
-        assert_eq!(extra(&*v11, "overlapping_entries"), 0);
+        assert_eq!(extra(&*v, "rx_burst_upcalls"), 4);
+        assert_eq!(extra(&*v, "tx_burst_calls"), 4);
+        // The shim never reads a 1.1 or 1.2 driver's table past lf_reset,
+        // and the driver's header has no descriptor services to find.
+        assert_eq!(extra(&*v, "rx_desc_upcalls"), 0);
+        assert_eq!(extra(&*v, "tx_desc_calls"), 0);
+        assert_eq!(extra(&*v, "overlapping_entries"), 0);
+        // Only 1.2 resets (its counters, the "hardware's", start from 0).
+        assert_eq!(v.reset().is_ok(), minor == 2);
+        assert_eq!(extra(&*v, "drv_ipackets") == 0, minor == 2);
     }
+
+    for so in [drivers::DEVN_NULL_V1_3, drivers::DEVN_NULL] {
+        let lib = pktkit_shim::LegacyLibrary::load(so.as_ref()).expect("1.3 driver");
+        assert_eq!(lib.abi(), (1, 3));
+        let mut v13 = forward_through(so, "fwd-1.3", 4);
+        // The fastest path offered: descriptors both ways, no packets.
+        assert_eq!(extra(&*v13, "rx_desc_upcalls"), 4);
+        assert_eq!(extra(&*v13, "tx_desc_calls"), 4);
+        assert_eq!(
+            extra(&*v13, "rx_upcalls") + extra(&*v13, "rx_burst_upcalls"),
+            0
+        );
+        assert_eq!(extra(&*v13, "tx_calls") + extra(&*v13, "tx_burst_calls"), 0);
+        assert_eq!(extra(&*v13, "bad_packets"), 0);
+        assert_eq!(extra(&*v13, "overlapping_entries"), 0);
+        assert!(v13
+            .describe()
+            .iter()
+            .any(|(k, v)| k == "transmit" && v.starts_with("lf_transmit_desc")));
+        // 1.3 keeps 1.2's lf_reset: the table is read past it.
+        v13.reset().expect("1.3 driver resets");
+        assert_eq!(extra(&*v13, "drv_ipackets"), 0);
+    }
+}
+
+/// On the descriptor path a chain (several buffers) still goes out, as a
+/// packet, in order between single-buffer frames sent as descriptors.
+#[test]
+fn a_chain_among_descriptor_frames_goes_as_a_packet_in_order() {
+    let pool = pool("desc-chain", 256);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL, &[("size", "100")]).expect("attach");
+    let mut q = d.start().expect("start");
+    let mut b = PacketBatch::with_limit(8);
+    assert_eq!(q.rx[0].rx_burst(&mut b), 8);
+    let mut out = PacketBatch::with_limit(17);
+    for _ in 0..4 {
+        out.push(b.pop_front().expect("frame")).expect("room");
+    }
+    let frame: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    out.push(Mbuf::from_slice(&pool, owner, &frame).expect("chain"))
+        .expect("room");
+    while let Some(m) = b.pop_front() {
+        out.push(m).expect("room");
+    }
+    assert_eq!(q.tx[0].tx_burst(&mut out), 9);
+    assert!(out.is_empty());
+    // 4 frames, the chain, 4 frames: two descriptor calls around one packet.
+    assert_eq!(extra(&*d, "tx_desc_calls"), 2);
+    assert_eq!(extra(&*d, "tx_burst_calls"), 1);
+    assert_eq!(extra(&*d, "tx_done"), 9);
+    assert_eq!(q.tx[0].counters().bytes, 8 * 100 + 5000);
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
 }
 
 /// The burst path keeps the copy rules: bare packets over driver memory
@@ -266,10 +330,18 @@ fn the_v1_snapshot_header_is_unchanged_where_v1_drivers_look() {
     assert!(v1_1.contains("#define PKTKIT_LG_ABI_MINOR\t1"));
     let v1_2 = std::fs::read_to_string(format!("{dir}legacy_abi_v1_2.h")).expect("1.2 snapshot");
     assert!(v1_2.contains("#define PKTKIT_LG_ABI_MINOR\t2"));
+    assert!(v1_2.contains("(*lf_reset)") && !v1_2.contains("lf_transmit_desc"));
+    let v1_3 = std::fs::read_to_string(format!("{dir}legacy_abi_v1_3.h")).expect("1.3 snapshot");
+    assert!(v1_3.contains("#define PKTKIT_LG_ABI_MINOR\t3"));
     let cur = std::fs::read_to_string(format!("{dir}legacy_abi.h")).expect("header");
     // What a snapshot declares is still declared, in the same order, by
     // the current header: later minors only append.
-    for (snap, name) in [(&v1, "v1"), (&v1_1, "v1_1"), (&v1_2, "v1_2")] {
+    for (snap, name) in [
+        (&v1, "v1"),
+        (&v1_1, "v1_1"),
+        (&v1_2, "v1_2"),
+        (&v1_3, "v1_3"),
+    ] {
         let decls = |t: &str| -> Vec<String> {
             t.lines()
                 .map(str::trim)
@@ -287,4 +359,63 @@ fn the_v1_snapshot_header_is_unchanged_where_v1_drivers_look() {
         cur.contains("#define PKTKIT_LG_ABI_MAJOR\t1"),
         "a new major needs a new shim path"
     );
+}
+
+/// The runtime reads a queue's counters holding only that queue's lock
+/// (kit's `Interface::counters`, on the control thread) while a worker is
+/// inside a burst of the other queue. Those reads must not enter the
+/// device: `overlapping_entries` stays 0, and the counters still add up.
+#[test]
+fn queue_counters_read_during_bursts_do_not_enter_the_device() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    // Bursts go on until the reader has read this often while they ran.
+    const READS: u64 = 2000;
+    let pool = pool("counters-overlap", 512);
+    let (mut d, owner) = attach(&pool, drivers::DEVN_NULL, &[]).expect("attach");
+    let mut q = d.start().expect("start");
+    // As kit keeps them: each queue behind its own lock.
+    let rx = Mutex::new(q.rx.pop().expect("rx queue"));
+    let tx = Mutex::new(q.tx.pop().expect("tx queue"));
+    let done = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let bursts = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let mut b = PacketBatch::with_limit(32);
+            let mut bursts = 0u64;
+            while bursts < 100 || reads.load(Ordering::Relaxed) < READS {
+                assert_eq!(rx.lock().expect("rx").rx_burst(&mut b), 32);
+                assert_eq!(tx.lock().expect("tx").tx_burst(&mut b), 32);
+                bursts += 1;
+            }
+            done.store(true, Ordering::Release);
+            bursts
+        });
+        let mut last = (0, 0);
+        while !done.load(Ordering::Acquire) {
+            let r = rx.lock().expect("rx").counters();
+            let t = tx.lock().expect("tx").counters();
+            // Each only grows.
+            assert!(r.packets >= last.0 && t.packets >= last.1);
+            last = (r.packets, t.packets);
+            reads.fetch_add(1, Ordering::Relaxed);
+        }
+        worker.join().expect("worker")
+    });
+    let reads = reads.into_inner();
+    assert!(reads >= READS);
+    let n = bursts * 32;
+    let (r, t) = (
+        rx.lock().expect("rx").counters(),
+        tx.lock().expect("tx").counters(),
+    );
+    assert_eq!((r.packets, r.bytes), (n, 64 * n));
+    assert_eq!((t.packets, t.bytes), (n, 64 * n));
+    assert_eq!(extra(&*d, "overlapping_entries"), 0, "after {reads} reads");
+    q.rx.push(rx.into_inner().expect("rx"));
+    q.tx.push(tx.into_inner().expect("tx"));
+    d.stop(q);
+    drop(d);
+    assert_eq!(pool.held_by(owner), 0);
 }

@@ -1,5 +1,5 @@
 /*
- * pktkit/legacy_abi.h -- the legacy driver ABI, version 1.2.
+ * pktkit/legacy_abi.h -- the legacy driver ABI, version 1.3.
  *
  * A legacy driver is a C shared object loaded by pktkit's shim
  * (shim-legacy/, crate pktkit-shim) by path:
@@ -25,8 +25,8 @@
  * (the shim reads a driver's table only as far as its le_abi_minor says).
  * Every released minor has a frozen snapshot of this file
  * (legacy_abi_v1.h for 1.0, legacy_abi_v1_1.h for 1.1, legacy_abi_v1_2.h
- * for 1.2): a test builds a driver against each and loads it into the
- * current shim.
+ * for 1.2, legacy_abi_v1_3.h for 1.3): a test builds a driver against
+ * each and loads it into the current shim.
  *
  * 1.1 added bursts (optional on both sides, a 1.0 driver is unchanged):
  * lf_transmit_burst, and the services ls_pkt_alloc_burst,
@@ -34,6 +34,11 @@
  *
  * 1.2 added lf_reset (optional; without it, or from a 1.0 or 1.1 driver,
  * the stack's reset answers "not supported").
+ *
+ * 1.3 added flat descriptors (optional on both sides): a frame in one
+ * stack buffer as one struct pktkit_lg_desc, no packet/buffer/fragment
+ * lists: lf_transmit_desc, and the services ls_rx_desc_alloc,
+ * ls_rx_desc, ls_rx_desc_free and ls_tx_desc_done.
  *
  * docs/legacy-abi.md documents every call.
  */
@@ -44,7 +49,7 @@
 #include <stdint.h>
 
 #define PKTKIT_LG_ABI_MAJOR	1
-#define PKTKIT_LG_ABI_MINOR	2
+#define PKTKIT_LG_ABI_MINOR	3
 
 /* The one symbol a driver exports: const struct pktkit_lg_entry. */
 #define PKTKIT_LG_ENTRY_SYMBOL	"pktkit_legacy_entry"
@@ -114,6 +119,30 @@ struct pktkit_lg_packet {
 	void			*lp_driver;	/* the driver's, while it holds it */
 	struct pktkit_lg_packet	*lp_next;	/* the driver's, for its queues */
 	uint64_t		lp_owner[2];	/* the owner's; never touch */
+};
+
+/*
+ * ABI 1.3: a frame in one stack buffer, described flat.  Arrays of these
+ * belong to whoever passes them; the callee reads (or fills) them during
+ * the call only.  ld_cookie names the stack's buffer: the driver keeps it
+ * and hands it back unchanged (it means nothing to the driver, and a
+ * value the stack did not lend to this device is refused).
+ *
+ *  - receive: ls_rx_desc_alloc fills descriptors with empty buffers
+ *    (ld_ptr/ld_busaddr: where the frame goes, ld_len: the room); the
+ *    driver writes the frame at ld_ptr, sets ld_len (and ld_flags) and
+ *    hands the descriptor up with ls_rx_desc.  The stack reads ld_cookie,
+ *    ld_len and ld_flags only: the frame is where the stack said.
+ *  - transmit: lf_transmit_desc lends frames as descriptors (ld_ptr,
+ *    ld_busaddr, ld_len, ld_cookie); the driver keeps the cookie and
+ *    completes with ls_tx_desc_done, which reads ld_cookie only.
+ */
+struct pktkit_lg_desc {
+	void		*ld_ptr;	/* first byte */
+	uint64_t	ld_busaddr;	/* bus (DMA) address of ld_ptr */
+	uint32_t	ld_len;		/* rx: room, then length; tx: length */
+	uint32_t	ld_flags;	/* PKTKIT_LG_PKT_* (rx) */
+	uint64_t	ld_cookie;	/* the stack's; hand back unchanged */
 };
 
 /*
@@ -268,6 +297,25 @@ struct pktkit_lg_services {
 	/* Completes n transmits (lp_done of each), all with status. */
 	void	(*ls_tx_done_burst)(struct pktkit_lg_stack *,
 		    struct pktkit_lg_packet *const *pkts, uint32_t n, int status);
+
+	/* ABI 1.3: flat descriptors (hot).  Present when PKTKIT_LG_SVC_HAS
+	 * says so. */
+	/* Up to n empty receive buffers of size bytes of room (1..ls_pkt_room)
+	 * into d[0..]; returns how many (at most 256 a call; fewer when
+	 * buffers run short, 0 for a bad size). */
+	uint32_t (*ls_rx_desc_alloc)(struct pktkit_lg_stack *, uint32_t size,
+		    struct pktkit_lg_desc *d, uint32_t n);
+	/* Receive up-call of d[0..n), in order: each frame is the stack's
+	 * from here on (ld_cookie, ld_len, ld_flags are read). */
+	void	(*ls_rx_desc)(struct pktkit_lg_stack *,
+		    const struct pktkit_lg_desc *d, uint32_t n);
+	/* Gives unused receive buffers back (ld_cookie is read). */
+	void	(*ls_rx_desc_free)(struct pktkit_lg_stack *,
+		    const struct pktkit_lg_desc *d, uint32_t n);
+	/* Completes n transmits lent by lf_transmit_desc, all with status
+	 * (ld_cookie is read). */
+	void	(*ls_tx_desc_done)(struct pktkit_lg_stack *,
+		    const struct pktkit_lg_desc *d, uint32_t n, int status);
 };
 
 /* Whether the shim's table svc has member m (set): ABI 1.1 on. */
@@ -315,6 +363,16 @@ struct pktkit_lg_funcs {
 	 * reset failed (the stack reports the errno; lf_start may still be
 	 * tried). */
 	int	(*lf_reset)(struct pktkit_lg_dev *);
+
+	/* ABI 1.3 (read only from a driver whose le_abi_minor >= 3; NULL:
+	 * not provided).  Sends the frames d[0..n), each in one buffer, with
+	 * lf_transmit_burst's contract (a taken prefix, EBUSY 0, other < 0
+	 * failed); completion is ls_tx_desc_done with the cookies.  The array
+	 * is the stack's and valid during the call only: keep the cookies.
+	 * Frames in several buffers still come through lf_transmit_burst or
+	 * lf_transmit. */
+	int	(*lf_transmit_desc)(struct pktkit_lg_dev *,
+		    const struct pktkit_lg_desc *d, uint32_t n);
 };
 
 /* A -d option the driver accepts. */

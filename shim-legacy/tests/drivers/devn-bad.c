@@ -14,6 +14,11 @@
  *		completes a transmit twice
  *	ctlerr	every control call fails (EIO), link reads fail too
  *	reset	ABI 1.2's lf_reset fails (EIO); the device still starts
+ *	txclobber each transmit overwrites the packet's lp_done (with a
+ *		decoy that completes nothing) and lp_owner[1] before it
+ *		completes through the lp_done it was lent with: the shim must
+ *		rewrite both when it lends the slot again.  A lend that still
+ *		shows the scribbles counts in st_oerrors (GET_STATS)
  *
  * and three of ABI 1.1's lf_transmit_burst (only these set it):
  *
@@ -31,8 +36,8 @@
 
 enum bad_fault {
 	BAD_NONE, BAD_INIT, BAD_START, BAD_TXERR, BAD_TXBUSY, BAD_TXHOLD,
-	BAD_RXLEAK, BAD_RXBAD, BAD_CTLERR, BAD_RESET, BAD_BURSTERR, BAD_BURSTOVER,
-	BAD_BURSTPART,
+	BAD_RXLEAK, BAD_RXBAD, BAD_CTLERR, BAD_RESET, BAD_TXCLOBBER, BAD_BURSTERR,
+	BAD_BURSTOVER, BAD_BURSTPART,
 };
 
 struct pktkit_lg_dev {
@@ -41,6 +46,7 @@ struct pktkit_lg_dev {
 	enum bad_fault			sc_fault;
 	uint32_t			sc_running;
 	uint32_t			sc_nheld;
+	uint64_t			sc_stale;	/* txclobber: scribbles seen */
 	struct pktkit_lg_packet		*sc_held[BAD_HOLD_MAX];
 	struct pktkit_lg_packet		sc_fake;	/* never the stack's */
 };
@@ -75,9 +81,19 @@ bad_hold(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
 		sc->sc_held[sc->sc_nheld++] = pkt;
 }
 
+/* txclobber's lp_done: completes nothing (the packet stays lent). */
+static void
+bad_decoy_done(struct pktkit_lg_packet *pkt, int status)
+{
+	(void)pkt;
+	(void)status;
+}
+
 static int
 bad_transmit(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
 {
+	pktkit_lg_done_fn *done;
+
 	switch (sc->sc_fault) {
 	case BAD_TXERR:
 		return PKTKIT_LG_EIO;
@@ -90,6 +106,14 @@ bad_transmit(struct pktkit_lg_dev *sc, struct pktkit_lg_packet *pkt)
 		pkt->lp_done(pkt, 0);
 		pkt->lp_done(pkt, 0);	/* a second completion */
 		pkt->lp_done(&sc->sc_fake, 0);	/* and one of a stranger */
+		return 0;
+	case BAD_TXCLOBBER:
+		done = pkt->lp_done;	/* as lent: must be the stack's again */
+		if (done == bad_decoy_done || pkt->lp_owner[1] != 0)
+			sc->sc_stale++;
+		pkt->lp_done = bad_decoy_done;
+		pkt->lp_owner[1] = 0xbad;
+		done(pkt, 0);
 		return 0;
 	default:
 		pkt->lp_done(pkt, 0);
@@ -137,6 +161,12 @@ bad_control(struct pktkit_lg_dev *sc, uint32_t cmd, void *arg)
 	if (sc->sc_fault == BAD_CTLERR)
 		return PKTKIT_LG_EIO;
 	switch (cmd) {
+	case PKTKIT_LG_CTL_GET_STATS: {
+		struct pktkit_lg_stats *st = arg;
+		memset(st, 0, sizeof(*st));
+		st->st_oerrors = sc->sc_stale;
+		return 0;
+	}
 	case PKTKIT_LG_CTL_GET_LINK: {
 		struct pktkit_lg_link *l = arg;
 		l->ll_up = 1;
@@ -197,7 +227,7 @@ bad_init(const struct pktkit_lg_services *svc, struct pktkit_lg_stack *stack,
 		{ "txerr", BAD_TXERR }, { "txbusy", BAD_TXBUSY },
 		{ "txhold", BAD_TXHOLD }, { "rxleak", BAD_RXLEAK },
 		{ "rxbad", BAD_RXBAD }, { "ctlerr", BAD_CTLERR },
-		{ "reset", BAD_RESET },
+		{ "reset", BAD_RESET }, { "txclobber", BAD_TXCLOBBER },
 		{ "bursterr", BAD_BURSTERR }, { "burstover", BAD_BURSTOVER },
 		{ "burstpart", BAD_BURSTPART },
 	};
@@ -241,6 +271,7 @@ bad_shutdown(struct pktkit_lg_dev *sc)
 
 static const struct pktkit_lg_option bad_options[] = {
 	{ "fault", "none, init, start, txerr, txbusy, txhold, rxleak, rxbad, ctlerr, reset, "
+	    "txclobber, "
 	    "bursterr, burstover, burstpart", 0, 0 },
 	{ NULL, NULL, 0, 0 },
 };

@@ -1,0 +1,565 @@
+//! ABI 1.3's flat descriptors: a frame in one pool buffer as one
+//! `struct pktkit_lg_desc` (pointer, bus address, length, flags, cookie) in
+//! an array of the caller's, instead of a slot's packet, buffer and
+//! fragment lists.
+//!
+//! The cookie is the buffer's index in the device's pool. What the device
+//! holds is one byte per pool buffer ([`Lent`]): free, lent for receive or
+//! lent for transmit. So the per-packet work is the descriptor's stores
+//! and one byte, and checking a cookie a driver hands back is one compare
+//! (in the pool) and one load (lent to this device, in the right
+//! direction): a driver can still not hand back anything that is not the
+//! stack's, or complete a transmit twice, or receive into a transmit
+//! buffer. Receive reads only the cookie, the length and the flags: the
+//! frame is where the shim said, so nothing else can have changed.
+//!
+//! Frames in several buffers (chains) and buffers of another pool are not
+//! described here; the transmit path sends those as 1.0/1.1 packets.
+
+use std::ptr;
+
+use pktkit_native::mbuf::DATAROOM;
+use pktkit_native::pool::PoolSpan;
+use pktkit_native::sys::{mbuf, M_BCAST, M_MCAST};
+
+use super::{current, Stack, State, BURST};
+use crate::sys;
+
+/// What a pool buffer is to this device.
+const FREE: u8 = 0;
+/// Lent to the driver for receive (`ls_rx_desc_alloc`).
+const RX: u8 = 1;
+/// Lent to the driver for transmit (`lf_transmit_desc`).
+const TX: u8 = 2;
+
+/// Which pool buffers this device has lent through descriptors, one byte
+/// per buffer of its pool, indexed by the cookie.
+pub struct Lent {
+    span: PoolSpan,
+    state: Box<[u8]>,
+}
+
+impl Lent {
+    pub(super) fn new(span: PoolSpan) -> Lent {
+        Lent {
+            span,
+            state: vec![FREE; span.buffers()].into_boxed_slice(),
+        }
+    }
+
+    /// Takes the buffer a cookie names back from `want` to free: the
+    /// buffer, or `None` if the cookie is not a buffer lent that way.
+    #[inline(always)]
+    fn take(&mut self, cookie: u64, want: u8) -> Option<*mut mbuf> {
+        let i = usize::try_from(cookie).ok()?;
+        let s = self.state.get_mut(i)?;
+        if *s != want {
+            return None;
+        }
+        *s = FREE;
+        // One state per buffer of the span: i is a buffer's index.
+        Some(self.span.buffer_unchecked(i))
+    }
+}
+
+/// A descriptor for a single-buffer frame of ours: `m`'s data, with `len`.
+///
+/// # Safety
+/// `m` must be a live pool buffer the caller owns.
+#[inline(always)]
+unsafe fn describe(m: *mut mbuf, len: u32, cookie: usize) -> sys::pktkit_lg_desc {
+    // SAFETY: per the contract; only the first line of the header is read.
+    let (data, paddr) = unsafe { ((*m).m_hdr.mh_data, (*m).m_hdr.mh_paddr) };
+    // A pool buffer's storage (ext_buf, at IOVA mh_paddr) follows its
+    // header: computed, not loaded from the header's second line.
+    let ext = m as u64 + std::mem::size_of::<mbuf>() as u64;
+    let iova = paddr + (data as u64 - ext);
+    sys::pktkit_lg_desc {
+        ld_ptr: data.cast(),
+        ld_busaddr: iova,
+        ld_len: len,
+        ld_flags: 0,
+        ld_cookie: cookie as u64,
+    }
+}
+
+impl State {
+    /// `ls_rx_desc_alloc`: up to `out.len()` empty receive buffers of
+    /// `size` bytes of room, taken from the pool in one bulk call.
+    fn rx_desc_alloc(&mut self, size: u32, out: &mut [sys::pktkit_lg_desc]) -> usize {
+        let want = out.len().min(BURST);
+        if size == 0 || size as usize > DATAROOM {
+            self.counters.pkt_alloc_failures += 1;
+            return 0;
+        }
+        // Described in the pool's own pass over the buffers it hands out.
+        let (span, state) = (self.desc.span, &mut self.desc.state);
+        let mut k = 0;
+        let got = self
+            .pool
+            .alloc_raw_bulk_each(self.owner, &mut self.burst[..want], |_, m| {
+                // The pool's own buffers are always in its span.
+                if let Some(i) = span.index_of(m) {
+                    state[i] = RX;
+                    // SAFETY: m is a fresh buffer of the pool, ours.
+                    out[k] = unsafe { describe(m, size, i) };
+                    k += 1;
+                }
+            });
+        if k < got {
+            // Never: a buffer outside its own pool's span. Not lent: freed.
+            for j in 0..got {
+                let m = self.burst[j];
+                if self.desc.span.index_of(m).is_none() {
+                    self.free_later(m);
+                }
+            }
+        }
+        if k < out.len() {
+            self.counters.pkt_alloc_failures += 1;
+        }
+        k
+    }
+
+    /// `ls_rx_desc`: each frame's buffer gets the length and flags and goes
+    /// to the stack: straight into the batch `rx_burst` is filling while
+    /// there is room and nothing is queued before it, else through the
+    /// queue.
+    fn rx_desc(&mut self, ds: &[sys::pktkit_lg_desc]) {
+        self.counters.rx_desc_upcalls += 1;
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        let mut rest = ds;
+        if !self.rx_target.is_null() && self.ring_len == 0 {
+            // SAFETY: rx_target is set only for the length of an lf_poll
+            // call, by rx_burst, which holds the batch borrowed mutably.
+            let batch = unsafe { &mut *self.rx_target };
+            let mut used = 0;
+            // SAFETY: the closure writes only buffers taken back from the
+            // driver (ours, nobody else's) into the leading slots and
+            // returns how many; ownership moves into the batch.
+            unsafe {
+                batch.fill_raw(|slots| {
+                    let mut k = 0;
+                    for d in ds {
+                        if k == slots.len() {
+                            break;
+                        }
+                        used += 1;
+                        if let Some(m) = self.rx_take(d, &mut bytes) {
+                            slots[k] = m;
+                            k += 1;
+                        }
+                    }
+                    frames += k as u64;
+                    k
+                })
+            };
+            rest = &ds[used..];
+        }
+        for d in rest {
+            if let Some(m) = self.rx_take(d, &mut bytes) {
+                frames += 1;
+                self.deliver_raw(m);
+            }
+        }
+        self.counters.rx_zero_copy += frames;
+        self.counters.rx_bytes += bytes;
+    }
+
+    /// One received descriptor: its buffer with the frame's length and
+    /// flags set, now the caller's (its length added to `bytes`), or `None`
+    /// (counted) for a cookie not lent for receive or a bad length (the
+    /// buffer goes back to the pool).
+    #[inline(always)]
+    fn rx_take(&mut self, d: &sys::pktkit_lg_desc, bytes: &mut u64) -> Option<*mut mbuf> {
+        let Some(m) = self.desc.take(d.ld_cookie, RX) else {
+            self.counters.bad_packets += 1;
+            return None;
+        };
+        let len = d.ld_len;
+        // A fresh pool buffer has DATAROOM bytes from its data on.
+        if len == 0 || len as usize > DATAROOM {
+            self.counters.bad_packets += 1;
+            self.free_later(m);
+            return None;
+        }
+        let mut mflags = 0;
+        if d.ld_flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
+            mflags |= M_BCAST;
+        }
+        if d.ld_flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
+            mflags |= M_MCAST;
+        }
+        // SAFETY: m was lent for receive and is taken back: ours, a fresh
+        // unchained buffer with DATAROOM bytes of room.
+        unsafe {
+            (*m).m_hdr.mh_len = len as i32;
+            (*m).M_pkthdr.len = len as i32;
+            (*m).m_hdr.mh_flags |= mflags;
+        }
+        *bytes += u64::from(len);
+        Some(m)
+    }
+
+    /// `ls_rx_desc_free`: unused receive buffers back to the pool.
+    fn rx_desc_free(&mut self, ds: &[sys::pktkit_lg_desc]) {
+        for d in ds {
+            match self.desc.take(d.ld_cookie, RX) {
+                Some(m) => self.free_later(m),
+                None => self.counters.bad_packets += 1,
+            }
+        }
+    }
+
+    /// `ls_tx_desc_done`: completes transmits lent by `lf_transmit_desc`
+    /// (their buffers back to the pool, batched). A cookie not lent for
+    /// transmit (foreign, or completed already) is refused and counted.
+    fn tx_desc_done(&mut self, ds: &[sys::pktkit_lg_desc], status: i32) {
+        let mut done = 0u32;
+        for d in ds {
+            match self.desc.take(d.ld_cookie, TX) {
+                Some(m) => {
+                    self.free_later(m);
+                    done += 1;
+                }
+                None => self.counters.bad_packets += 1,
+            }
+        }
+        self.tx_lent -= done;
+        if status < 0 {
+            self.counters.tx_errors += u64::from(done);
+        } else {
+            self.counters.tx_done += u64::from(done);
+        }
+    }
+
+    /// Describes the frames at the front of `raw` for `lf_transmit_desc`,
+    /// as many as `out` holds, and marks them lent. Stops at the first
+    /// frame a descriptor cannot carry (a chain, a buffer of another pool):
+    /// returns how many were described.
+    pub fn tx_desc_prepare(&mut self, raw: &[*mut mbuf], out: &mut [sys::pktkit_lg_desc]) -> usize {
+        let mut n = 0;
+        let mut bytes = 0u64;
+        for (d, &m) in out.iter_mut().zip(raw) {
+            let Some(i) = self.desc.span.index_of(m) else {
+                break;
+            };
+            // SAFETY: m is a buffer of the caller's batch, which it owns.
+            let (next, len) = unsafe { ((*m).m_hdr.mh_next, (*m).m_hdr.mh_len.max(0) as u32) };
+            if !next.is_null() {
+                break;
+            }
+            self.desc.state[i] = TX;
+            // SAFETY: as above.
+            *d = unsafe { describe(m, len, i) };
+            bytes += u64::from(len);
+            n += 1;
+        }
+        self.tx_lent += n as u32;
+        self.counters.tx_zero_copy += n as u64;
+        self.counters.tx_bytes += bytes;
+        n
+    }
+
+    /// After `lf_transmit_desc` returned `rc` for the frames `raw` (as
+    /// described by [`State::tx_desc_prepare`]): how many the driver took,
+    /// a prefix. The rest are no longer lent and stay the caller's. A
+    /// failing call (negative, not EBUSY) takes and frees them all, counted
+    /// in `tx_errors`; a driver that completed a frame beyond the count it
+    /// returned took that far (`bad_packets`). The same rules as
+    /// [`State::tx_settle_burst`].
+    pub fn tx_desc_settle(&mut self, raw: &[*mut mbuf], rc: i32) -> usize {
+        self.counters.tx_desc_calls += 1;
+        let k = raw.len();
+        let lent_tx = |st: &State, m: *mut mbuf| {
+            st.desc
+                .span
+                .index_of(m)
+                .is_some_and(|i| st.desc.state[i] == TX)
+        };
+        if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
+            for &m in raw {
+                if lent_tx(self, m) {
+                    self.tx_desc_untake(m);
+                    self.free_later(m);
+                    self.counters.tx_errors += 1;
+                }
+            }
+            return k;
+        }
+        let said = usize::try_from(rc).unwrap_or(0);
+        if said == k {
+            // The usual case: all taken; nothing beyond to look at.
+            return k;
+        }
+        let completed_to = raw
+            .iter()
+            .rposition(|&m| !lent_tx(self, m))
+            .map_or(0, |j| j + 1);
+        if said > k || completed_to > said {
+            self.counters.bad_packets += 1;
+        }
+        let taken = said.min(k).max(completed_to);
+        for &m in &raw[taken..] {
+            self.tx_desc_untake(m);
+        }
+        taken
+    }
+
+    /// A described transmit not taken: no longer lent, not counted.
+    fn tx_desc_untake(&mut self, m: *mut mbuf) {
+        if let Some(i) = self.desc.span.index_of(m) {
+            self.desc.state[i] = FREE;
+        }
+        self.tx_lent -= 1;
+        // SAFETY: m is the caller's buffer; only its length is read.
+        let len = unsafe { (*m).m_hdr.mh_len.max(0) } as u64;
+        self.counters.tx_zero_copy = self.counters.tx_zero_copy.saturating_sub(1);
+        self.counters.tx_bytes = self.counters.tx_bytes.saturating_sub(len);
+    }
+
+    /// At stop: takes back every buffer still lent through descriptors.
+    /// Returns how many.
+    pub(super) fn reclaim_desc(&mut self) -> u64 {
+        let mut kept = 0;
+        for i in 0..self.desc.state.len() {
+            let s = std::mem::replace(&mut self.desc.state[i], FREE);
+            if s == FREE {
+                continue;
+            }
+            if s == TX {
+                self.tx_lent -= 1;
+            }
+            if let Some(m) = self.desc.span.buffer(i) {
+                self.free_later(m);
+            }
+            kept += 1;
+        }
+        kept
+    }
+}
+
+/// The driver's array of `n` descriptors (empty for NULL).
+///
+/// # Safety
+/// `d` must be NULL or point at `n` descriptors that stay put for the
+/// length of the service call.
+unsafe fn descs<'a>(d: *const sys::pktkit_lg_desc, n: u32) -> &'a [sys::pktkit_lg_desc] {
+    if d.is_null() {
+        return &[];
+    }
+    // SAFETY: per the contract above.
+    unsafe { std::slice::from_raw_parts(d, n as usize) }
+}
+
+pub(super) unsafe extern "C" fn svc_rx_desc_alloc(
+    stack: Stack,
+    size: u32,
+    d: *mut sys::pktkit_lg_desc,
+    n: u32,
+) -> u32 {
+    // SAFETY: called by the driver; see current().
+    let Some(st) = (unsafe { current(stack) }) else {
+        return 0;
+    };
+    if d.is_null() {
+        return 0;
+    }
+    // SAFETY: the driver's array has room for n descriptors.
+    let out = unsafe { std::slice::from_raw_parts_mut(d, (n as usize).min(BURST)) };
+    st.rx_desc_alloc(size, out) as u32
+}
+
+pub(super) unsafe extern "C" fn svc_rx_desc(stack: Stack, d: *const sys::pktkit_lg_desc, n: u32) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n descriptors.
+        st.rx_desc(unsafe { descs(d, n) });
+    }
+}
+
+pub(super) unsafe extern "C" fn svc_rx_desc_free(
+    stack: Stack,
+    d: *const sys::pktkit_lg_desc,
+    n: u32,
+) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n descriptors.
+        st.rx_desc_free(unsafe { descs(d, n) });
+    }
+}
+
+pub(super) unsafe extern "C" fn svc_tx_desc_done(
+    stack: Stack,
+    d: *const sys::pktkit_lg_desc,
+    n: u32,
+    status: libc::c_int,
+) {
+    // SAFETY: called by the driver; see current().
+    if let Some(st) = unsafe { current(stack) } {
+        // SAFETY: the driver's array of n descriptors.
+        st.tx_desc_done(unsafe { descs(d, n) }, status);
+    }
+}
+
+/// An all-zero descriptor, to make arrays of.
+pub const EMPTY: sys::pktkit_lg_desc = sys::pktkit_lg_desc {
+    ld_ptr: ptr::null_mut(),
+    ld_busaddr: 0,
+    ld_len: 0,
+    ld_flags: 0,
+    ld_cookie: 0,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CallGuard, StackCtx, SERVICES};
+    use super::*;
+    use pktkit_native::pool::HugePages;
+    use pktkit_native::{PacketBatch, Pool, PoolConfig};
+    use std::collections::BTreeMap;
+
+    fn device(name: &str) -> (Pool, pktkit_native::OwnerId, Box<StackCtx>) {
+        let pool = Pool::new(&PoolConfig {
+            name: name.into(),
+            buffers: 64,
+            hugepages: HugePages::Never,
+        })
+        .expect("pool");
+        let owner = pool.register_owner("en0").expect("owner");
+        let ctx =
+            StackCtx::new("en0", pool.clone(), owner, 16, &BTreeMap::new(), None).expect("ctx");
+        (pool, owner, ctx)
+    }
+
+    fn alloc(ctx: &StackCtx, size: u32, d: &mut [sys::pktkit_lg_desc]) -> usize {
+        let _g = CallGuard::enter(ctx);
+        let f = SERVICES.ls_rx_desc_alloc.expect("1.3");
+        // SAFETY: a service call from inside a (pretend) driver call, with
+        // an array of d.len() descriptors.
+        unsafe { f(ctx.as_stack(), size, d.as_mut_ptr(), d.len() as u32) as usize }
+    }
+
+    fn rx(ctx: &StackCtx, d: &[sys::pktkit_lg_desc]) {
+        let _g = CallGuard::enter(ctx);
+        // SAFETY: as above.
+        unsafe { SERVICES.ls_rx_desc.expect("1.3")(ctx.as_stack(), d.as_ptr(), d.len() as u32) };
+    }
+
+    fn done(ctx: &StackCtx, d: &[sys::pktkit_lg_desc]) {
+        let _g = CallGuard::enter(ctx);
+        // SAFETY: as above.
+        unsafe {
+            SERVICES.ls_tx_desc_done.expect("1.3")(ctx.as_stack(), d.as_ptr(), d.len() as u32, 0)
+        };
+    }
+
+    fn bad(ctx: &StackCtx) -> u64 {
+        ctx.with(|st| st.counters.bad_packets)
+    }
+
+    /// Receive buffers come described at their data, and a frame handed up
+    /// is that buffer with the driver's length and flags: no copy.
+    #[test]
+    fn a_received_descriptor_is_its_buffer() {
+        let (pool, owner, ctx) = device("desc-rx");
+        let mut d = [EMPTY; 4];
+        assert_eq!(alloc(&ctx, 2048, &mut d), 4);
+        assert_eq!(pool.held_by(owner), 4);
+        for x in &d {
+            assert_eq!(x.ld_len, 2048);
+            assert_eq!(x.ld_busaddr, x.ld_ptr as u64, "IOVA = VA in this pool");
+        }
+        // SAFETY: the driver writes its frame into the room it was given.
+        unsafe { std::ptr::write_bytes(d[1].ld_ptr.cast::<u8>(), 0xab, 60) };
+        for x in d.iter_mut() {
+            x.ld_len = 60;
+        }
+        d[1].ld_flags = sys::PKTKIT_LG_PKT_BCAST;
+        ctx.with(|st| {
+            let mut b = PacketBatch::new();
+            st.drain_rx(&mut b);
+            assert!(b.is_empty());
+        });
+        rx(&ctx, &d);
+        let mut b = PacketBatch::new();
+        ctx.with(|st| st.drain_rx(&mut b));
+        assert_eq!(b.len(), 4);
+        let m = b.iter().nth(1).expect("frame");
+        assert_eq!(m.data(), &[0xab; 60][..]);
+        assert_ne!(m.flags() & M_BCAST, 0);
+        assert_eq!(ctx.with(|st| st.counters.rx_zero_copy), 4);
+        assert_eq!(bad(&ctx), 0);
+        b.free_all();
+        assert_eq!(pool.held_by(owner), 0);
+    }
+
+    /// What a driver cannot do with cookies: hand up one twice, one never
+    /// lent, one past the pool, a receive buffer as a completed transmit,
+    /// or a bad length. Each is refused and counted; the pool gets every
+    /// buffer back exactly once.
+    #[test]
+    fn forged_and_repeated_cookies_are_refused() {
+        let (pool, owner, ctx) = device("desc-bad");
+        let mut d = [EMPTY; 3];
+        assert_eq!(alloc(&ctx, 128, &mut d), 3);
+        // A receive buffer is not a transmit to complete.
+        done(&ctx, &d[..1]);
+        assert_eq!(bad(&ctx), 1);
+        let mut forged = d[0];
+        // In the pool, not lent.
+        forged.ld_cookie = (0..64)
+            .find(|&i| d.iter().all(|x| x.ld_cookie != i))
+            .expect("a buffer not lent");
+        let mut past = d[0];
+        past.ld_cookie = 64;
+        let mut huge = d[0];
+        huge.ld_cookie = u64::MAX;
+        rx(&ctx, &[forged, past, huge]);
+        assert_eq!(bad(&ctx), 4);
+        // A length beyond the room: refused, its buffer freed.
+        d[2].ld_len = 4000;
+        rx(&ctx, &d[..1]);
+        rx(&ctx, &d[..1]);
+        rx(&ctx, &d[2..]);
+        assert_eq!(bad(&ctx), 6);
+        let mut b = PacketBatch::new();
+        ctx.with(|st| {
+            st.drain_rx(&mut b);
+            st.flush_frees();
+        });
+        assert_eq!(b.len(), 1, "only the one good frame, once");
+        b.free_all();
+        // The last one is still lent: reclaimed at stop.
+        assert_eq!(ctx.with(|st| st.reclaim_all()), 1);
+        assert_eq!(pool.held_by(owner), 0);
+        assert_eq!(pool.available(), 64);
+    }
+
+    /// Transmits: a prefix is taken, the rest is no longer lent; a
+    /// completion of an untaken or completed frame is refused.
+    #[test]
+    fn transmit_descriptors_settle_to_a_prefix() {
+        let (pool, owner, ctx) = device("desc-tx");
+        let mut raw = [std::ptr::null_mut(); 4];
+        assert_eq!(pool.alloc_raw_bulk(owner, &mut raw), 4);
+        let mut d = [EMPTY; 4];
+        let n = ctx.with(|st| st.tx_desc_prepare(&raw, &mut d));
+        assert_eq!(n, 4);
+        assert_eq!(ctx.with(|st| st.tx_lent), 4);
+        // The driver completes the first two and says it took two.
+        done(&ctx, &d[..2]);
+        assert_eq!(ctx.with(|st| st.tx_desc_settle(&raw, 2)), 2);
+        assert_eq!(ctx.with(|st| st.tx_lent), 0);
+        // Completing them again, or an untaken one, is refused.
+        done(&ctx, &d[..3]);
+        assert_eq!(bad(&ctx), 3);
+        assert_eq!(ctx.with(|st| st.counters.tx_done), 2);
+        ctx.with(|st| st.flush_frees());
+        // The untaken two are still the caller's.
+        // SAFETY: raw[2..] were never taken: ours to free.
+        unsafe { pktkit_native::mbuf::free_raw_bulk(&raw[2..]) };
+        assert_eq!(pool.held_by(owner), 0);
+    }
+}
