@@ -91,8 +91,8 @@ pub struct SuiteConfig {
     /// The MAC the DUT must report (e.g. QEMU's `mac=`); `None`: check that
     /// it is a valid unicast address stable across a restart.
     pub expected_mac: Option<[u8; 6]>,
-    /// Receive ring entries; `None`: read from `describe()` (`rxd`,
-    /// `qsize`, `ring entries`), else 256.
+    /// Receive ring entries; `None`: the driver's `rx_ring_frames()`, else
+    /// read from `describe()` (`rxd`, `qsize`, `ring entries`), else 256.
     pub ring_size: Option<usize>,
     /// One attach makes both ends (`pair`): re-attach drops and re-makes both.
     pub peer_in_same_attach: bool,
@@ -207,9 +207,9 @@ pub fn run(
     rep.dut_facts = dut.describe();
     let ring = cfg
         .ring_size
-        .or_else(|| ring_from_facts(&dut.describe()))
+        .or_else(|| ring_of(dut.as_ref()))
         .unwrap_or(256)
-        .min(ring_from_facts(&peer.describe()).unwrap_or(usize::MAX));
+        .min(ring_of(peer.as_ref()).unwrap_or(usize::MAX));
     let mut s = Suite {
         cfg,
         pool,
@@ -279,6 +279,14 @@ fn fail(evidence: String) -> Verdict {
 
 fn skip(evidence: String) -> Verdict {
     Ok((Outcome::Skip, evidence))
+}
+
+/// The receive ring a driver has: what it says through
+/// [`Driver::rx_ring_frames`], else what its `describe()` states.
+fn ring_of(d: &dyn Driver) -> Option<usize> {
+    d.rx_ring_frames()
+        .map(|n| n as usize)
+        .or_else(|| ring_from_facts(&d.describe()))
 }
 
 /// The receive ring size a driver's `describe()` states.
@@ -1116,6 +1124,45 @@ impl<'a> Suite<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_size_prefers_what_the_driver_says() {
+        /// A driver stating its ring both ways, differently.
+        struct Small(Option<u32>);
+        impl Driver for Small {
+            fn name(&self) -> &str {
+                "small"
+            }
+            fn capabilities(&self) -> Capabilities {
+                Capabilities::default()
+            }
+            fn concurrency(&self) -> Concurrency {
+                Concurrency::Serialized
+            }
+            fn mac(&self) -> [u8; 6] {
+                [0; 6]
+            }
+            fn start(&mut self) -> Result<Queues, DriverError> {
+                Err(DriverError::NoDevice("small".into()))
+            }
+            fn stop(&mut self, _queues: Queues) {}
+            fn link(&mut self) -> LinkState {
+                LinkState::DOWN
+            }
+            fn control(&mut self, _req: &Control) -> Result<(), DriverError> {
+                Ok(())
+            }
+            fn rx_ring_frames(&self) -> Option<u32> {
+                self.0
+            }
+            fn describe(&self) -> Vec<(String, String)> {
+                vec![("ring entries".into(), "64".into())]
+            }
+        }
+        assert_eq!(ring_of(&Small(Some(20))), Some(20));
+        assert_eq!(ring_of(&Small(None)), Some(64));
+        assert_eq!(ring_of(&Detached), None);
+    }
 
     #[test]
     fn ring_size_from_describe() {
