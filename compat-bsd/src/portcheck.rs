@@ -603,6 +603,15 @@ fn link_gaps(objects: &Path, compiled: &[String], gaps: &mut Gaps) {
     }
 }
 
+/// A macro gap when `name` is written like one, else `other`.
+fn named(name: &str, other: GapKind) -> GapKind {
+    if macro_case(name) {
+        GapKind::Macro
+    } else {
+        other
+    }
+}
+
 /// Whether a name is written like a macro (all capitals).
 fn macro_case(name: &str) -> bool {
     name.chars().any(|c| c.is_ascii_uppercase())
@@ -658,21 +667,11 @@ fn parse_diagnostics(text: &str, gaps: &mut Gaps) -> Vec<String> {
             || msg.starts_with("call to undeclared function")
         {
             if let Some(f) = quoted(msg) {
-                let kind = if macro_case(f) {
-                    GapKind::Macro
-                } else {
-                    GapKind::Function
-                };
-                gaps.add(kind, f, &place);
+                gaps.add(named(f, GapKind::Function), f, &place);
             }
         } else if msg.starts_with("use of undeclared identifier") || msg.contains("' undeclared") {
             if let Some(id) = quoted(msg) {
-                let kind = if macro_case(id) {
-                    GapKind::Macro
-                } else {
-                    GapKind::Identifier
-                };
-                gaps.add(kind, id, &place);
+                gaps.add(named(id, GapKind::Identifier), id, &place);
             }
         } else if msg.contains("incomplete type '")
             || msg.contains("incomplete definition of type")

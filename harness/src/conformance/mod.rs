@@ -284,9 +284,14 @@ fn skip(evidence: String) -> Verdict {
 /// The receive ring a driver has: what it says through
 /// [`Driver::rx_ring_frames`], else what its `describe()` states.
 fn ring_of(d: &dyn Driver) -> Option<usize> {
-    d.rx_ring_frames()
+    ring_from(d.rx_ring_frames(), &d.describe())
+}
+
+/// [`ring_of`] from the two answers.
+fn ring_from(frames: Option<u32>, facts: &[(String, String)]) -> Option<usize> {
+    frames
         .map(|n| n as usize)
-        .or_else(|| ring_from_facts(&d.describe()))
+        .or_else(|| ring_from_facts(facts))
 }
 
 /// The receive ring size a driver's `describe()` states.
@@ -1127,40 +1132,9 @@ mod tests {
 
     #[test]
     fn ring_size_prefers_what_the_driver_says() {
-        /// A driver stating its ring both ways, differently.
-        struct Small(Option<u32>);
-        impl Driver for Small {
-            fn name(&self) -> &str {
-                "small"
-            }
-            fn capabilities(&self) -> Capabilities {
-                Capabilities::default()
-            }
-            fn concurrency(&self) -> Concurrency {
-                Concurrency::Serialized
-            }
-            fn mac(&self) -> [u8; 6] {
-                [0; 6]
-            }
-            fn start(&mut self) -> Result<Queues, DriverError> {
-                Err(DriverError::NoDevice("small".into()))
-            }
-            fn stop(&mut self, _queues: Queues) {}
-            fn link(&mut self) -> LinkState {
-                LinkState::DOWN
-            }
-            fn control(&mut self, _req: &Control) -> Result<(), DriverError> {
-                Ok(())
-            }
-            fn rx_ring_frames(&self) -> Option<u32> {
-                self.0
-            }
-            fn describe(&self) -> Vec<(String, String)> {
-                vec![("ring entries".into(), "64".into())]
-            }
-        }
-        assert_eq!(ring_of(&Small(Some(20))), Some(20));
-        assert_eq!(ring_of(&Small(None)), Some(64));
+        let facts = vec![("ring entries".to_string(), "64".to_string())];
+        assert_eq!(ring_from(Some(20), &facts), Some(20));
+        assert_eq!(ring_from(None, &facts), Some(64));
         assert_eq!(ring_of(&Detached), None);
     }
 
