@@ -135,3 +135,69 @@ fn bsdnull_forwards_frames_through_the_stack() {
     stack.shutdown();
     assert_eq!(pool.available(), pool.capacity(), "buffers leaked");
 }
+
+/// The ported PCI drivers register and check their options on any machine
+/// (the devices themselves are proven in the lab, `cargo xtask lab --suite`):
+/// each with its name as prefix, kind Ported, the PCI id of the QEMU model
+/// it drives, `pci=` required, unknown keys refused, and an attach to a
+/// function that is not there failing cleanly.
+#[test]
+fn ported_pci_drivers_register_and_check_options() {
+    use pktkit_bsd::{Bus, PortedDriver};
+    use pktkit_native::{AttachArgs, DriverFactory, DriverKind, Pool, PoolConfig};
+
+    let drivers: [(&str, &PortedDriver, &DriverFactory, (u16, u16)); 3] = [
+        (
+            "fxp",
+            &pktkit_fxp::DRIVER,
+            &pktkit_fxp::FACTORY,
+            (0x8086, 0x1209),
+        ),
+        (
+            "pcn",
+            &pktkit_pcn::DRIVER,
+            &pktkit_pcn::FACTORY,
+            (0x1022, 0x2000),
+        ),
+        (
+            "rtk",
+            &pktkit_rtk::DRIVER,
+            &pktkit_rtk::FACTORY,
+            (0x10ec, 0x8139),
+        ),
+    ];
+    for (name, driver, factory, id) in drivers {
+        assert_eq!(factory.name, name);
+        let args = |opts: &[(&str, &str)]| {
+            let pool = Pool::new(&PoolConfig::new(&format!("{name}-test"), 64)).expect("pool");
+            AttachArgs {
+                options: opts
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+                owners: vec![pool.register_owner(&format!("{name}0")).expect("owner")],
+                pool,
+                ifnames: vec![format!("{name}0")],
+                pci: None,
+            }
+        };
+        assert_eq!(factory.prefix, name);
+        assert!(matches!(factory.kind, DriverKind::Ported), "{name}");
+        match driver.bus {
+            Bus::Pci { ids } => assert!(ids.contains(&id), "{name}: {ids:?}"),
+            _ => panic!("{name}: not a PCI driver"),
+        }
+        assert!(
+            factory.check_options(&args(&[]).options).is_err(),
+            "{name}: pci is required"
+        );
+        assert!(factory
+            .check_options(&args(&[("pci", "0000:00:02.0"), ("x", "1")]).options)
+            .is_err());
+        // No such PCI function (or no VFIO here): attach fails cleanly.
+        assert!(
+            (factory.create)(&args(&[("pci", "0000:ff:1f.7")])).is_err(),
+            "{name}"
+        );
+    }
+}
