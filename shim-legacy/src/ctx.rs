@@ -1610,6 +1610,26 @@ unsafe extern "C" fn svc_io_out(
     }
 }
 
+/// The repeated port I/O services: `each(device, k)` does access `k` of
+/// `count` and says whether it worked; a bad width, a NULL buffer or an
+/// unknown device counts one I/O error, each failed access one more.
+fn io_rep(
+    st: &mut State,
+    pci: libc::c_int,
+    width: u32,
+    buf_ok: bool,
+    count: usize,
+    mut each: impl FnMut(&mut dyn PciDevice, usize) -> bool,
+) {
+    let failed = match pci_of(st, pci) {
+        Some(d) if buf_ok && width_ok(width) => {
+            (0..count).filter(|&k| !each(d.as_mut(), k)).count() as u64
+        }
+        _ => 1,
+    };
+    st.counters.io_errors += failed;
+}
+
 unsafe extern "C" fn svc_io_in_rep(
     stack: Stack,
     pci: libc::c_int,
@@ -1623,25 +1643,15 @@ unsafe extern "C" fn svc_io_in_rep(
     let Some(st) = (unsafe { current(stack) }) else {
         return;
     };
-    if buf.is_null() || !width_ok(width) {
-        st.counters.io_errors += 1;
-        return;
-    }
-    let Some(d) = pci_of(st, pci) else {
-        st.counters.io_errors += 1;
-        return;
-    };
-    let mut failed = 0;
     let p = buf.cast::<u8>();
-    for k in 0..count {
-        let v = d
-            .io_read(bar as u8, off as u64, width as u8)
-            .unwrap_or_else(|_| {
-                failed += 1;
-                all_ones(width)
-            });
-        // SAFETY: the driver's buffer holds count items of width bytes;
-        // unaligned writes since the buffer need not be aligned.
+    io_rep(st, pci, width, !buf.is_null(), count, |d, k| {
+        let (v, ok) = match d.io_read(bar as u8, off as u64, width as u8) {
+            Ok(v) => (v, true),
+            Err(_) => (all_ones(width), false),
+        };
+        // SAFETY: the driver's buffer holds count items of width bytes
+        // (not NULL: io_rep checked); unaligned writes since the buffer
+        // need not be aligned.
         unsafe {
             let at = p.add(k * width as usize);
             match width {
@@ -1650,8 +1660,8 @@ unsafe extern "C" fn svc_io_in_rep(
                 _ => at.cast::<u32>().write_unaligned(v),
             }
         }
-    }
-    st.counters.io_errors += failed;
+        ok
+    });
 }
 
 unsafe extern "C" fn svc_io_out_rep(
@@ -1667,18 +1677,10 @@ unsafe extern "C" fn svc_io_out_rep(
     let Some(st) = (unsafe { current(stack) }) else {
         return;
     };
-    if buf.is_null() || !width_ok(width) {
-        st.counters.io_errors += 1;
-        return;
-    }
-    let Some(d) = pci_of(st, pci) else {
-        st.counters.io_errors += 1;
-        return;
-    };
-    let mut failed = 0;
     let p = buf.cast::<u8>();
-    for k in 0..count {
-        // SAFETY: the driver's buffer holds count items of width bytes.
+    io_rep(st, pci, width, !buf.is_null(), count, |d, k| {
+        // SAFETY: the driver's buffer holds count items of width bytes
+        // (not NULL: io_rep checked).
         let v = unsafe {
             let at = p.add(k * width as usize);
             match width {
@@ -1687,11 +1689,8 @@ unsafe extern "C" fn svc_io_out_rep(
                 _ => at.cast::<u32>().read_unaligned(),
             }
         };
-        if d.io_write(bar as u8, off as u64, width as u8, v).is_err() {
-            failed += 1;
-        }
-    }
-    st.counters.io_errors += failed;
+        d.io_write(bar as u8, off as u64, width as u8, v).is_ok()
+    });
 }
 
 unsafe extern "C" fn svc_dma_alloc(
