@@ -212,10 +212,7 @@ pub unsafe extern "C" fn pktkit_device_getprop_int(
     def: c_long,
 ) -> c_long {
     // SAFETY: forwarded contract.
-    let (ctx, key) = unsafe { (ctx::from_ptr((*dev).dv_pktkit), cstr(key)) };
-    ctx.and_then(|c| c.options.get(key))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(def)
+    unsafe { prop(dev.cast(), key) }.unwrap_or(def)
 }
 
 /// The option `key` of the device behind `dict` (a `device_t`, as
