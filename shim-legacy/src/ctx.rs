@@ -528,6 +528,9 @@ impl State {
 
     /// Frees every batched packet.
     pub fn flush_frees(&mut self) {
+        if self.pending_len == 0 {
+            return;
+        }
         // SAFETY: pending holds packets this device owns and no longer uses.
         unsafe { free_raw_bulk(&self.pending[..self.pending_len]) };
         self.pending_len = 0;

@@ -47,6 +47,25 @@ impl Lent {
         }
     }
 
+    /// The table borrowed for one pass: its slice and span are then plain
+    /// values the compiler keeps in registers, not fields it reloads after
+    /// every store into a buffer (which it cannot tell apart from them).
+    #[inline(always)]
+    fn view(&mut self) -> LentView<'_> {
+        LentView {
+            span: self.span,
+            state: &mut self.state,
+        }
+    }
+}
+
+/// [`Lent`] borrowed for one pass over a burst.
+struct LentView<'a> {
+    span: PoolSpan,
+    state: &'a mut [u8],
+}
+
+impl LentView<'_> {
     /// Takes the buffer a cookie names back from `want` to free: the
     /// buffer, or `None` if the cookie is not a buffer lent that way.
     #[inline(always)]
@@ -59,6 +78,15 @@ impl Lent {
         *s = FREE;
         // One state per buffer of the span: i is a buffer's index.
         Some(self.span.buffer_unchecked(i))
+    }
+
+    /// Marks buffer `m` of the pool lent as `how`: its index, or `None`
+    /// for a buffer of another pool.
+    #[inline(always)]
+    fn lend(&mut self, m: *mut mbuf, how: u8) -> Option<usize> {
+        let i = self.span.index_of(m)?;
+        *self.state.get_mut(i)? = how;
+        Some(i)
     }
 }
 
@@ -83,6 +111,62 @@ unsafe fn describe(m: *mut mbuf, len: u32, cookie: usize) -> sys::pktkit_lg_desc
     }
 }
 
+/// What a pass of received descriptors counted.
+#[derive(Default)]
+struct RxTally {
+    frames: u64,
+    bytes: u64,
+    bad: u64,
+}
+
+/// One received descriptor: its buffer with the frame's length and flags
+/// set, now the caller's, or `None` (counted) for a cookie not lent for
+/// receive or a bad length (the buffer then goes back to the pool).
+#[inline(always)]
+fn rx_take(
+    lent: &mut LentView<'_>,
+    d: &sys::pktkit_lg_desc,
+    tally: &mut RxTally,
+) -> Option<*mut mbuf> {
+    let Some(m) = lent.take(d.ld_cookie, RX) else {
+        tally.bad += 1;
+        return None;
+    };
+    let len = d.ld_len;
+    // A fresh pool buffer has DATAROOM bytes from its data on.
+    if len == 0 || len as usize > DATAROOM {
+        tally.bad += 1;
+        refuse(m);
+        return None;
+    }
+    let mut mflags = 0;
+    if d.ld_flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
+        mflags |= M_BCAST;
+    }
+    if d.ld_flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
+        mflags |= M_MCAST;
+    }
+    // SAFETY: m was lent for receive and is taken back: ours, a fresh
+    // unchained buffer with DATAROOM bytes of room.
+    unsafe {
+        (*m).m_hdr.mh_len = len as i32;
+        (*m).M_pkthdr.len = len as i32;
+        (*m).m_hdr.mh_flags |= mflags;
+    }
+    tally.frames += 1;
+    tally.bytes += u64::from(len);
+    Some(m)
+}
+
+/// A buffer taken back with a bad length: back to the pool (the rare path,
+/// kept out of the receive loop's registers).
+#[cold]
+#[inline(never)]
+fn refuse(m: *mut mbuf) {
+    // SAFETY: taken back from the driver: ours, referenced by nobody.
+    unsafe { pktkit_native::mbuf::free_raw_bulk(&[m]) };
+}
+
 impl State {
     /// `ls_rx_desc_alloc`: up to `out.len()` empty receive buffers of
     /// `size` bytes of room, taken from the pool in one bulk call.
@@ -93,14 +177,13 @@ impl State {
             return 0;
         }
         // Described in the pool's own pass over the buffers it hands out.
-        let (span, state) = (self.desc.span, &mut self.desc.state);
+        let mut lent = self.desc.view();
         let mut k = 0;
         let got = self
             .pool
             .alloc_raw_bulk_each(self.owner, &mut self.burst[..want], |_, m| {
                 // The pool's own buffers are always in its span.
-                if let Some(i) = span.index_of(m) {
-                    state[i] = RX;
+                if let Some(i) = lent.lend(m, RX) {
                     // SAFETY: m is a fresh buffer of the pool, ours.
                     out[k] = unsafe { describe(m, size, i) };
                     k += 1;
@@ -127,84 +210,49 @@ impl State {
     /// queue.
     fn rx_desc(&mut self, ds: &[sys::pktkit_lg_desc]) {
         self.counters.rx_desc_upcalls += 1;
-        let (mut frames, mut bytes) = (0u64, 0u64);
+        let mut tally = RxTally::default();
         let mut rest = ds;
         if !self.rx_target.is_null() && self.ring_len == 0 {
             // SAFETY: rx_target is set only for the length of an lf_poll
             // call, by rx_burst, which holds the batch borrowed mutably.
             let batch = unsafe { &mut *self.rx_target };
-            let mut used = 0;
+            let mut lent = self.desc.view();
+            let n = ds.len().min(batch.room());
             // SAFETY: the closure writes only buffers taken back from the
             // driver (ours, nobody else's) into the leading slots and
             // returns how many; ownership moves into the batch.
             unsafe {
                 batch.fill_raw(|slots| {
                     let mut k = 0;
-                    for d in ds {
-                        if k == slots.len() {
-                            break;
-                        }
-                        used += 1;
-                        if let Some(m) = self.rx_take(d, &mut bytes) {
-                            slots[k] = m;
+                    for d in &ds[..n] {
+                        if let Some(m) = rx_take(&mut lent, d, &mut tally) {
+                            // k counts the frames taken of the first n
+                            // descriptors, and n <= the batch's room.
+                            *slots.get_unchecked_mut(k) = m;
                             k += 1;
                         }
                     }
-                    frames += k as u64;
                     k
                 })
             };
-            rest = &ds[used..];
+            // A descriptor refused above left its slot unused: the rest
+            // go through deliver_raw, which uses the room first.
+            rest = &ds[n..];
         }
         for d in rest {
-            if let Some(m) = self.rx_take(d, &mut bytes) {
-                frames += 1;
+            if let Some(m) = rx_take(&mut self.desc.view(), d, &mut tally) {
                 self.deliver_raw(m);
             }
         }
-        self.counters.rx_zero_copy += frames;
-        self.counters.rx_bytes += bytes;
-    }
-
-    /// One received descriptor: its buffer with the frame's length and
-    /// flags set, now the caller's (its length added to `bytes`), or `None`
-    /// (counted) for a cookie not lent for receive or a bad length (the
-    /// buffer goes back to the pool).
-    #[inline(always)]
-    fn rx_take(&mut self, d: &sys::pktkit_lg_desc, bytes: &mut u64) -> Option<*mut mbuf> {
-        let Some(m) = self.desc.take(d.ld_cookie, RX) else {
-            self.counters.bad_packets += 1;
-            return None;
-        };
-        let len = d.ld_len;
-        // A fresh pool buffer has DATAROOM bytes from its data on.
-        if len == 0 || len as usize > DATAROOM {
-            self.counters.bad_packets += 1;
-            self.free_later(m);
-            return None;
-        }
-        let mut mflags = 0;
-        if d.ld_flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
-            mflags |= M_BCAST;
-        }
-        if d.ld_flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
-            mflags |= M_MCAST;
-        }
-        // SAFETY: m was lent for receive and is taken back: ours, a fresh
-        // unchained buffer with DATAROOM bytes of room.
-        unsafe {
-            (*m).m_hdr.mh_len = len as i32;
-            (*m).M_pkthdr.len = len as i32;
-            (*m).m_hdr.mh_flags |= mflags;
-        }
-        *bytes += u64::from(len);
-        Some(m)
+        self.counters.rx_zero_copy += tally.frames;
+        self.counters.rx_bytes += tally.bytes;
+        self.counters.bad_packets += tally.bad;
     }
 
     /// `ls_rx_desc_free`: unused receive buffers back to the pool.
     fn rx_desc_free(&mut self, ds: &[sys::pktkit_lg_desc]) {
         for d in ds {
-            match self.desc.take(d.ld_cookie, RX) {
+            match self.desc.view().take(d.ld_cookie, RX) {
                 Some(m) => self.free_later(m),
                 None => self.counters.bad_packets += 1,
             }
@@ -215,16 +263,29 @@ impl State {
     /// (their buffers back to the pool, batched). A cookie not lent for
     /// transmit (foreign, or completed already) is refused and counted.
     fn tx_desc_done(&mut self, ds: &[sys::pktkit_lg_desc], status: i32) {
-        let mut done = 0u32;
+        // Into the pending frees with the length kept in a register (not
+        // through free_later, whose stores to the length the compiler
+        // cannot keep apart from the buffers').
+        let (mut done, mut bad) = (0u32, 0u64);
+        let mut lent = self.desc.view();
+        let pending = &mut self.pending;
+        let mut k = self.pending_len;
         for d in ds {
-            match self.desc.take(d.ld_cookie, TX) {
-                Some(m) => {
-                    self.free_later(m);
-                    done += 1;
-                }
-                None => self.counters.bad_packets += 1,
+            let Some(m) = lent.take(d.ld_cookie, TX) else {
+                bad += 1;
+                continue;
+            };
+            if k == pending.len() {
+                // SAFETY: pending holds buffers this device no longer uses.
+                unsafe { pktkit_native::mbuf::free_raw_bulk(&pending[..k]) };
+                k = 0;
             }
+            pending[k] = m;
+            k += 1;
+            done += 1;
         }
+        self.pending_len = k;
+        self.counters.bad_packets += bad;
         self.tx_lent -= done;
         if status < 0 {
             self.counters.tx_errors += u64::from(done);
@@ -240,16 +301,16 @@ impl State {
     pub fn tx_desc_prepare(&mut self, raw: &[*mut mbuf], out: &mut [sys::pktkit_lg_desc]) -> usize {
         let mut n = 0;
         let mut bytes = 0u64;
+        let mut lent = self.desc.view();
         for (d, &m) in out.iter_mut().zip(raw) {
-            let Some(i) = self.desc.span.index_of(m) else {
-                break;
-            };
             // SAFETY: m is a buffer of the caller's batch, which it owns.
             let (next, len) = unsafe { ((*m).m_hdr.mh_next, (*m).m_hdr.mh_len.max(0) as u32) };
             if !next.is_null() {
                 break;
             }
-            self.desc.state[i] = TX;
+            let Some(i) = lent.lend(m, TX) else {
+                break;
+            };
             // SAFETY: as above.
             *d = unsafe { describe(m, len, i) };
             bytes += u64::from(len);
@@ -535,6 +596,37 @@ mod tests {
         assert_eq!(ctx.with(|st| st.reclaim_all()), 1);
         assert_eq!(pool.held_by(owner), 0);
         assert_eq!(pool.available(), 64);
+    }
+
+    /// Inside a poll, frames go straight into the batch being filled; a
+    /// refused descriptor among them leaves its slot unused, and the frames
+    /// after it still reach the batch (through the queue's path) while it
+    /// has room, the rest wait in the queue: none is lost or reordered.
+    #[test]
+    fn a_refused_descriptor_inside_a_poll_loses_no_frame() {
+        let (pool, owner, ctx) = device("desc-poll");
+        let mut d = [EMPTY; 5];
+        assert_eq!(alloc(&ctx, 128, &mut d), 5);
+        for (j, x) in d.iter_mut().enumerate() {
+            x.ld_len = 60 + j as u32;
+        }
+        let mut forged = d[0];
+        forged.ld_cookie = u64::MAX;
+        let up = [d[0], forged, d[1], d[2], d[3], d[4]];
+        let mut b = PacketBatch::with_limit(4);
+        ctx.with(|st| st.set_rx_target(&mut b));
+        rx(&ctx, &up);
+        ctx.with(|st| st.set_rx_target(std::ptr::null_mut()));
+        assert_eq!(bad(&ctx), 1);
+        let lens: Vec<usize> = b.iter().map(|m| m.pkt_len()).collect();
+        assert_eq!(lens, [60, 61, 62, 63], "in order, the forged one skipped");
+        b.free_all();
+        ctx.with(|st| st.drain_rx(&mut b));
+        let lens: Vec<usize> = b.iter().map(|m| m.pkt_len()).collect();
+        assert_eq!(lens, [64], "the one beyond the room waited in the queue");
+        b.free_all();
+        ctx.with(|st| st.flush_frees());
+        assert_eq!(pool.held_by(owner), 0);
     }
 
     /// Transmits: a prefix is taken, the rest is no longer lent; a
