@@ -738,6 +738,9 @@ impl Driver for BsdDriver {
         if let Some(a) = self.addr {
             v.push(("pci".into(), a.to_string()));
         }
+        if let Some(d) = lock(&self.ctx.pci).as_ref() {
+            v.extend(d.access());
+        }
         if let Some(k) = *lock(&self.ctx.irq_kind) {
             v.push((
                 "interrupts".into(),

@@ -12,6 +12,9 @@
 //!   does not wrap. `unsafe` code lives in `sys`; `ops` declares the two
 //!   unsafe seam methods (DMA mapping, BAR unmapping) and `vfio` calls them.
 //!
+//! - [`pio`]: direct port I/O for I/O-port BARs (x86-64), one instruction
+//!   instead of a VFIO region call per access, where the kernel allows it;
+//!
 //! - [`conformance`]: the conformance suite, which drives a device under
 //!   test and a peer through the driver contract and reports named checks
 //!   (JSON, JUnit XML); `pktkit harness test` runs it. Its two syscalls
@@ -26,6 +29,8 @@ pub mod conformance;
 pub mod error;
 #[allow(unsafe_code)] // declares the unsafe seam methods
 pub mod ops;
+#[allow(unsafe_code)] // ioperm and in/out
+pub mod pio;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod sysfs;

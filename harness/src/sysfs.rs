@@ -14,6 +14,7 @@ use std::process::Command;
 use pktkit_native::device::PciAddress;
 
 use crate::error::HarnessError;
+use crate::pio::PortWindow;
 
 /// The driver name VFIO's PCI driver registers.
 pub const VFIO_PCI: &str = "vfio-pci";
@@ -121,6 +122,19 @@ impl Sysfs {
             driver: link_name(&dir.join("driver")),
             iommu_group: link_name(&dir.join("iommu_group")).and_then(|g| g.parse().ok()),
         })
+    }
+
+    /// The I/O-port BARs of a device (`resource`: one line per BAR, start,
+    /// end and flags): BAR `i`'s ports, or `None` for a memory BAR, an
+    /// unset one or a file that cannot be read (the caller then keeps to
+    /// VFIO, which needs none of this).
+    pub fn io_ports(&self, bdf: PciAddress) -> [Option<PortWindow>; 6] {
+        let text = fs::read_to_string(self.device_dir(bdf).join("resource")).unwrap_or_default();
+        let mut out = [None; 6];
+        for (slot, line) in out.iter_mut().zip(text.lines()) {
+            *slot = parse_io_resource(line);
+        }
+        out
     }
 
     /// Whether any IOMMU group exists.
@@ -300,6 +314,22 @@ pub fn require_root() -> Result<(), HarnessError> {
     }
 }
 
+/// The kernel's IORESOURCE_IO flag in a `resource` line.
+const IORESOURCE_IO: u64 = 0x100;
+
+/// One `resource` line (`0x...c000 0x...c01f 0x...40101`): the ports of an
+/// I/O-port BAR, else `None`.
+fn parse_io_resource(line: &str) -> Option<PortWindow> {
+    let mut f = line
+        .split_whitespace()
+        .map(|x| u64::from_str_radix(x.strip_prefix("0x").unwrap_or(x), 16).ok());
+    let (start, end, flags) = (f.next()??, f.next()??, f.next()??);
+    if flags & IORESOURCE_IO == 0 || end < start {
+        return None;
+    }
+    PortWindow::new(start, end - start + 1)
+}
+
 /// `0x8086\n` -> 0x8086.
 fn parse_hex(s: &str) -> Option<u32> {
     let s = s.trim();
@@ -453,6 +483,32 @@ mod tests {
             "\n"
         );
         assert_eq!(f.read("sys/bus/pci/drivers_probe"), "0000:00:02.0");
+    }
+
+    /// I/O BARs from `resource`, as the kernel writes it; memory BARs,
+    /// unset ones and a missing file give none.
+    #[test]
+    fn io_ports_come_from_resource() {
+        let f = FakeSys::new("ports");
+        f.device("0000:00:04.0", 0x020000, Some(1), Some("vfio-pci"));
+        let dir = f.sysfs().device_path(bdf("00:04.0"));
+        fs::write(
+            dir.join("resource"),
+            "0x000000000000c000 0x000000000000c01f 0x0000000000040101\n\
+             0x00000000febf1000 0x00000000febf10ff 0x0000000000040200\n\
+             0x0000000000000000 0x0000000000000000 0x0000000000000000\n\
+             0x000000000000c040 0x000000000000c03f 0x0000000000040101\n\
+             garbage\n",
+        )
+        .unwrap();
+        let p = f.sysfs().io_ports(bdf("00:04.0"));
+        assert_eq!(p[0], PortWindow::new(0xc000, 0x20));
+        assert_eq!(
+            p[1..],
+            [None; 5],
+            "memory, unset, reversed, unparsable, absent"
+        );
+        assert_eq!(f.sysfs().io_ports(bdf("00:05.0")), [None; 6]);
     }
 
     #[test]

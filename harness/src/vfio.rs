@@ -24,6 +24,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::error::HarnessError;
 use crate::ops::{ContainerOps, DeviceOps};
+use crate::pio::{self, PortWindow};
 use crate::sys::{AnonMemory, SendPtr, SysContainer};
 use crate::sysfs::{require_root, Sysfs, VFIO_PCI};
 
@@ -173,6 +174,7 @@ impl VfioContainer {
             });
         }
         let ops = self.ops.open_device(&self.sysfs.device_path(bdf))?;
+        let (ports, access) = direct_ports(bdf, ops.as_ref(), &self.sysfs);
         let open = OpenDevice::new(self.clone());
         {
             let mut s = self.lock();
@@ -186,6 +188,8 @@ impl VfioContainer {
             bdf,
             ops,
             bars: [None; BARS],
+            ports,
+            access,
             irqs: None,
             open,
         })
@@ -285,6 +289,43 @@ struct Irqs {
     fds: Vec<EventFd>,
 }
 
+/// The I/O-port BARs of `bdf` that direct port I/O can reach: those sysfs
+/// places in the port space with the size VFIO reports for the region, and
+/// only where direct I/O is wanted ([`pio::direct_wanted`]) and this thread
+/// gets permission for them (a sign the others will too). Also says which
+/// way each I/O BAR goes (logged, and kept for [`PciDevice::access`]).
+type PortAccess = ([Option<PortWindow>; BARS], Vec<(String, String)>);
+
+fn direct_ports(bdf: PciAddress, ops: &dyn DeviceOps, sysfs: &Sysfs) -> PortAccess {
+    let mut out = [None; BARS];
+    let mut access = Vec::new();
+    let wanted = pio::direct_wanted();
+    for (bar, w) in sysfs.io_ports(bdf).into_iter().enumerate() {
+        let Some(w) = w else { continue };
+        let size = ops
+            .region(VFIO_PCI_BAR0_REGION_INDEX + bar as u32)
+            .map_or(0, |r| r.size);
+        let ports = format!(
+            "{:#x}-{:#x}",
+            w.base,
+            u32::from(w.base) + u32::from(w.len) - 1
+        );
+        let how = if !wanted {
+            format!("VFIO (ports {ports}; PKTKIT_PIO=vfio)")
+        } else if size != u64::from(w.len) {
+            format!("VFIO (sysfs says {} ports, VFIO {size} bytes)", w.len)
+        } else if w.granted() {
+            out[bar] = Some(w);
+            format!("direct {ports}")
+        } else {
+            format!("VFIO (ports {ports}; no ioperm permission)")
+        };
+        log::info!("{bdf}: port I/O BAR {bar}: {how}");
+        access.push((format!("port I/O BAR {bar}"), how));
+    }
+    (out, access)
+}
+
 /// A PCI function opened through VFIO. Its BAR mappings, interrupts and
 /// DMA memory are valid while it lives; dropping it disables interrupts,
 /// unmaps the BARs and closes the device.
@@ -293,6 +334,10 @@ pub struct VfioPciDevice {
     /// Declared before `open` so the device is closed first.
     ops: Box<dyn DeviceOps>,
     bars: [Option<Bar>; BARS],
+    /// I/O-port BARs reached by direct port I/O ([`crate::pio`]).
+    ports: [Option<PortWindow>; BARS],
+    /// Which way each I/O-port BAR goes, for [`PciDevice::access`].
+    access: Vec<(String, String)>,
     irqs: Option<Irqs>,
     open: OpenDevice,
 }
@@ -379,6 +424,12 @@ impl VfioPciDevice {
         self.ops.write(index, off, &value.to_le_bytes()[..w])
     }
 
+    /// BAR `bar`'s ports, if it is reached by direct port I/O.
+    #[inline]
+    fn port(&self, bar: u8) -> Option<&PortWindow> {
+        self.ports.get(usize::from(bar))?.as_ref()
+    }
+
     fn bar_index(bar: u8) -> Result<u32, DeviceError> {
         if usize::from(bar) < BARS {
             Ok(VFIO_PCI_BAR0_REGION_INDEX + u32::from(bar))
@@ -436,10 +487,16 @@ impl PciDevice for VfioPciDevice {
     }
 
     fn io_read(&self, bar: u8, off: u64, width: u8) -> Result<u32, DeviceError> {
+        if let Some(v) = self.port(bar).and_then(|w| w.read(off, width)) {
+            return Ok(v);
+        }
         self.read_value(Self::bar_index(bar)?, off, width)
     }
 
     fn io_write(&self, bar: u8, off: u64, width: u8, value: u32) -> Result<(), DeviceError> {
+        if self.port(bar).is_some_and(|w| w.write(off, width, value)) {
+            return Ok(());
+        }
         self.write_value(Self::bar_index(bar)?, off, width, value)
     }
 
@@ -496,6 +553,10 @@ impl PciDevice for VfioPciDevice {
                 self.bdf
             ))),
         }
+    }
+
+    fn access(&self) -> Vec<(String, String)> {
+        self.access.clone()
     }
 
     fn reset(&mut self) -> Result<(), DeviceError> {

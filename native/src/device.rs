@@ -123,6 +123,12 @@ pub trait PciDevice: Send {
     fn unmask_intx(&self) -> Result<(), DeviceError>;
     /// Resets the function.
     fn reset(&mut self) -> Result<(), DeviceError>;
+    /// How the function's registers are reached, as facts for a driver's
+    /// `describe()` (e.g. `("port I/O BAR 0", "direct 0xc000-0xc01f")`);
+    /// none by default.
+    fn access(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Opens PCI functions for drivers; implemented by the stack over VFIO.

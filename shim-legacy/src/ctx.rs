@@ -1194,6 +1194,19 @@ impl State {
         k
     }
 
+    /// The PCI functions the driver attached, each with how its registers
+    /// are reached (facts for `describe()`).
+    pub(crate) fn pci_facts(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for (i, name) in self.pci_names.iter().enumerate() {
+            v.push(("pci".into(), name.clone()));
+            if let Some(d) = self.pcis.get(i) {
+                v.extend(d.access());
+            }
+        }
+        v
+    }
+
     /// Stops interrupts and timers and releases device access (detach).
     pub fn release_devices(&mut self) {
         for t in self.timers.iter_mut() {

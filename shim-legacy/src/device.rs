@@ -878,9 +878,7 @@ impl Driver for LegacyDriver {
             // what a sender may have in flight towards it.
             v.push(("ring entries".into(), self.rx_frames.to_string()));
         }
-        for p in core.ctx.with(|st| st.pci_names.clone()) {
-            v.push(("pci".into(), p));
-        }
+        v.extend(core.ctx.with(|st| st.pci_facts()));
         v
     }
 }

@@ -48,13 +48,23 @@ fn cargo() -> Command {
 
 /// The lab runs `cargo xtask test` ends with: the conformance suite on
 /// every NIC model with a driver, the cross-driver TCP tests (native
-/// wm0 with vio0, with the ported rtk0, with the legacy en0), the
+/// wm0 with vio0, with the ported rtk0, with the legacy en0), the suite
+/// again for the port-I/O drivers with port I/O through VFIO, the
 /// template's first test.
 const LAB_RUNS: &[&[&str]] = &[
     &["--suite"],
     &["--cross"],
     &["--cross", "--nics", "e1000,rtl8139"],
     &["--cross", "--nics", "e1000,ne2k_pci"],
+    // The drivers that use I/O-port BARs once more with every port
+    // access through VFIO (the fallback when direct port I/O is refused).
+    &[
+        "--suite",
+        "--nics",
+        "e1000,e1000,ne2k_pci,pcnet",
+        "--env",
+        "PKTKIT_PIO=vfio",
+    ],
     &["--template"],
 ];
 

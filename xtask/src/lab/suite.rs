@@ -346,6 +346,18 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
                 problems.push(format!("{}: {} failed", r.label, c["name"]));
             }
         }
+        // How the DUT's registers were reached (direct port I/O or VFIO).
+        for (k, v) in json["dut_facts"].as_object().into_iter().flatten() {
+            if k.starts_with("port I/O") {
+                println!(
+                    "{:<8} {:<16} {:<6} {k}: {}",
+                    r.label,
+                    "access",
+                    "-",
+                    v.as_str().unwrap_or("?")
+                );
+            }
+        }
         if let Some((_, rc)) = o.exits.iter().find(|(l, _)| *l == r.label) {
             if *rc != 0 && json["passed"] == true {
                 problems.push(format!("{}: pktkit harness test exited {rc}", r.label));
