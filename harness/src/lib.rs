@@ -9,8 +9,9 @@
 //!   [`pktkit_native::device::PciDevice`];
 //! - [`ops`]: the seam under every VFIO call, so the logic is tested on any
 //!   machine; [`sys`]: its real side over vfio-ioctls and the syscalls it
-//!   does not wrap. `unsafe` code lives in `sys`; `ops` declares the two
-//!   unsafe seam methods (DMA mapping, BAR unmapping) and `vfio` calls them.
+//!   does not wrap. `unsafe` code lives in `sys`; `ops` declares the unsafe
+//!   seam methods (DMA mapping, BAR unmapping, port input and output) and
+//!   `vfio` calls them.
 //!
 //! - [`pio`]: direct port I/O for I/O-port BARs (x86-64), one instruction
 //!   instead of a VFIO region call per access, where the kernel allows it;
@@ -29,7 +30,6 @@ pub mod conformance;
 pub mod error;
 #[allow(unsafe_code)] // declares the unsafe seam methods
 pub mod ops;
-#[allow(unsafe_code)] // ioperm and in/out
 pub mod pio;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -1,6 +1,7 @@
 //! The seam under every VFIO call: what [`crate::vfio`] needs from a
-//! container and a device, as two small traits. [`crate::sys`] implements
-//! them over vfio-ioctls and the kernel; tests implement them in memory, so
+//! container and a device, as two small traits, and a third for direct
+//! port I/O beside VFIO ([`PortOps`]). [`crate::sys`] implements them over
+//! vfio-ioctls and the kernel; tests implement them in memory, so
 //! the logic above (bounds, BAR kinds, interrupt bookkeeping, when pools are
 //! mapped) is tested on any machine, and the real thing in the lab.
 
@@ -67,6 +68,41 @@ pub trait DeviceOps: Send + Sync {
     fn unmask_intx(&self) -> Result<(), DeviceError>;
     /// Resets the function.
     fn reset(&self) -> Result<(), DeviceError>;
+}
+
+/// Direct access to I/O ports beside VFIO (x86-64 `ioperm` and
+/// `in`/`out`, see [`crate::pio`]).
+pub trait PortOps: Send + Sync {
+    /// Whether the calling thread may reach the `len` ports from `base`
+    /// directly; asks the first time on each thread, then remembers.
+    fn granted(&self, base: u16, len: u16) -> bool;
+    /// Reads `width` bytes (1, 2 or 4) from `port`.
+    ///
+    /// # Safety
+    /// [`PortOps::granted`] must have said yes, on this thread, for a window
+    /// that holds the whole access, of a device this process owns.
+    unsafe fn input(&self, port: u16, width: u8) -> u32;
+    /// Writes the low `width` bytes (1, 2 or 4) of `value` to `port`.
+    ///
+    /// # Safety
+    /// As [`PortOps::input`].
+    unsafe fn output(&self, port: u16, width: u8, value: u32);
+}
+
+/// No direct port I/O: every thread is refused, so every access goes
+/// through VFIO (the default of [`crate::VfioContainer::with_backend`]).
+pub struct NoPorts;
+
+impl PortOps for NoPorts {
+    fn granted(&self, _: u16, _: u16) -> bool {
+        false
+    }
+    unsafe fn input(&self, _: u16, _: u8) -> u32 {
+        unreachable!("no port is ever granted")
+    }
+    unsafe fn output(&self, _: u16, _: u8, _: u32) {
+        unreachable!("no port is ever granted")
+    }
 }
 
 /// A VFIO container: one IOMMU address space that devices join.

@@ -4,27 +4,56 @@
 //! `pread`/`pwrite` on the device fd, i.e. a system call, which the kernel
 //! turns into one `in`/`out`. For a device moved by programmed I/O (an
 //! NE2000 takes one access per 2 or 4 bytes of every frame) the call is
-//! most of the cost. With the process's permission for exactly the BAR's
+//! most of the cost. With the thread's permission for exactly the BAR's
 //! ports (`ioperm(2)`), the same access is one instruction, the device
 //! still bound to vfio-pci and its DMA still confined by the IOMMU (port
 //! I/O is not DMA).
 //!
-//! Port permissions belong to a thread, not the process: a thread gets them
-//! the first time it touches a window ([`PortWindow::read`]); if the kernel
-//! refuses (no CAP_SYS_RAWIO, no ioperm support), that thread, and the
-//! device, go on through VFIO. `PKTKIT_PIO=vfio` in the environment keeps
-//! every device on VFIO.
+//! This module holds the plain parts: which ports a BAR is
+//! ([`PortWindow`]) and whether direct access is wanted ([`PioMode`]).
+//! Asking permission and the instructions themselves are the
+//! [`crate::ops::PortOps`] seam ([`crate::sys::SysPorts`] on a machine);
+//! [`crate::vfio`] decides, per device and per access, which way to go.
 //!
-//! Permissions are not taken back when a device closes (a thread cannot
-//! drop another thread's); they cover only ports of devices this process
-//! was given.
+//! Port permissions belong to a thread, not the process: a thread asks the
+//! first time it touches a window. A device goes direct when the thread
+//! that opens it is granted its ports; a thread refused later goes through
+//! VFIO for its own accesses (the device then says so in its
+//! [`pktkit_native::device::PciDevice::access`] facts).
 
-use std::cell::RefCell;
+/// Whether I/O-port BARs are reached directly (where the kernel allows it)
+/// or every access goes through VFIO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PioMode {
+    /// Direct where the thread is granted the ports, else VFIO.
+    Direct,
+    /// Every access through VFIO (`PKTKIT_PIO=vfio`).
+    Vfio,
+    /// No direct port I/O on this architecture.
+    Unavailable,
+}
 
-/// What `PKTKIT_PIO` asks for: direct port I/O (the default where it
-/// exists) or every access through VFIO.
-pub fn direct_wanted() -> bool {
-    cfg!(target_arch = "x86_64") && std::env::var("PKTKIT_PIO").map_or(true, |v| v != "vfio")
+impl PioMode {
+    /// From `PKTKIT_PIO` (`direct`, the default, or `vfio`); an unknown
+    /// value is logged and taken as the default.
+    pub fn from_env() -> PioMode {
+        Self::parse(std::env::var("PKTKIT_PIO").ok().as_deref())
+    }
+
+    /// From the value of `PKTKIT_PIO`, if set.
+    pub fn parse(value: Option<&str>) -> PioMode {
+        if !cfg!(target_arch = "x86_64") {
+            return PioMode::Unavailable;
+        }
+        match value {
+            None | Some("direct") => PioMode::Direct,
+            Some("vfio") => PioMode::Vfio,
+            Some(other) => {
+                log::warn!("PKTKIT_PIO={other}: not direct or vfio; direct port I/O");
+                PioMode::Direct
+            }
+        }
+    }
 }
 
 /// One I/O-port BAR's ports, as sysfs places them.
@@ -32,21 +61,16 @@ pub fn direct_wanted() -> bool {
 pub struct PortWindow {
     /// First port.
     pub base: u16,
-    /// Number of ports.
+    /// Number of ports (at least 1).
     pub len: u16,
 }
 
-thread_local! {
-    /// Windows this thread asked permission for, and the answer.
-    static GRANTED: RefCell<Vec<(PortWindow, bool)>> = const { RefCell::new(Vec::new()) };
-}
-
 impl PortWindow {
-    /// A window of `len` ports from `base`, if it lies in the 16-bit port
-    /// space and is not empty.
+    /// A window of `len` ports from `base`, if it is not empty and lies in
+    /// the 16-bit port space (at most 0xffff ports: a BAR is far smaller).
     pub fn new(base: u64, len: u64) -> Option<PortWindow> {
         let end = base.checked_add(len)?;
-        if len == 0 || end > 0x1_0000 {
+        if len == 0 || len > 0xffff || end > 0x1_0000 {
             return None;
         }
         Some(PortWindow {
@@ -55,143 +79,27 @@ impl PortWindow {
         })
     }
 
-    /// Whether this thread may access the window: asks the kernel the
-    /// first time, remembers the answer.
-    pub fn granted(&self) -> bool {
-        GRANTED.with(|g| {
-            let mut g = g.borrow_mut();
-            if let Some(&(_, ok)) = g.iter().find(|(w, _)| w == self) {
-                return ok;
-            }
-            let ok = ioperm(*self);
-            if !ok {
-                log::debug!(
-                    "ports {:#x}+{:#x}: no permission on this thread: through VFIO",
-                    self.base,
-                    self.len
-                );
-            }
-            g.push((*self, ok));
-            ok
-        })
+    /// The last port.
+    pub fn last(&self) -> u16 {
+        self.base + (self.len - 1)
     }
 
     /// The port at `off` for an access of `width` bytes (1, 2 or 4) inside
-    /// the window, naturally aligned.
-    fn port(&self, off: u64, width: u8) -> Option<u16> {
+    /// the window and naturally aligned; `None` for any other access (it
+    /// then goes through VFIO, which checks it as before).
+    pub fn port(&self, off: u64, width: u8) -> Option<u16> {
         if !matches!(width, 1 | 2 | 4) || !off.is_multiple_of(u64::from(width)) {
             return None;
         }
         let end = off.checked_add(u64::from(width))?;
         (end <= u64::from(self.len)).then(|| self.base + off as u16)
     }
-
-    /// Reads `width` bytes at `off` directly, or `None` when this access
-    /// must go through VFIO (outside the window, unaligned, no permission).
-    pub fn read(&self, off: u64, width: u8) -> Option<u32> {
-        let port = self.port(off, width)?;
-        if !self.granted() {
-            return None;
-        }
-        // SAFETY: the port is inside the window of a BAR of a device this
-        // process owns through VFIO, and this thread has permission for it.
-        Some(unsafe { arch::input(port, width) })
-    }
-
-    /// Writes `width` bytes at `off` directly; `false` when this access
-    /// must go through VFIO.
-    pub fn write(&self, off: u64, width: u8, value: u32) -> bool {
-        let Some(port) = self.port(off, width) else {
-            return false;
-        };
-        if !self.granted() {
-            return false;
-        }
-        // SAFETY: as in read.
-        unsafe { arch::output(port, width, value) };
-        true
-    }
 }
 
-/// Asks permission for the window on the calling thread.
-fn ioperm(w: PortWindow) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: ioperm changes only this thread's port permission bitmap.
-        unsafe { libc::ioperm(libc::c_ulong::from(w.base), libc::c_ulong::from(w.len), 1) == 0 }
+impl std::fmt::Display for PortWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}-{:#x}", self.base, self.last())
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = w;
-        false
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod arch {
-    use std::arch::asm;
-
-    /// `in` of `width` bytes (1, 2, else 4) from `port`.
-    ///
-    /// # Safety
-    /// The thread must have permission for the port, and reading it must
-    /// have no effect the caller did not mean.
-    #[inline]
-    pub unsafe fn input(port: u16, width: u8) -> u32 {
-        // SAFETY: per the contract.
-        unsafe {
-            match width {
-                1 => {
-                    let v: u8;
-                    asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags));
-                    u32::from(v)
-                }
-                2 => {
-                    let v: u16;
-                    asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack, preserves_flags));
-                    u32::from(v)
-                }
-                _ => {
-                    let v: u32;
-                    asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags));
-                    v
-                }
-            }
-        }
-    }
-
-    /// `out` of `width` bytes (1, 2, else 4) of `value` to `port`.
-    ///
-    /// # Safety
-    /// As [`input`].
-    #[inline]
-    pub unsafe fn output(port: u16, width: u8, value: u32) {
-        // SAFETY: per the contract.
-        unsafe {
-            match width {
-                1 => {
-                    asm!("out dx, al", in("dx") port, in("al") value as u8, options(nomem, nostack, preserves_flags))
-                }
-                2 => {
-                    asm!("out dx, ax", in("dx") port, in("ax") value as u16, options(nomem, nostack, preserves_flags))
-                }
-                _ => {
-                    asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-                }
-            }
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod arch {
-    /// Never called: no window is granted off x86-64.
-    pub unsafe fn input(_: u16, _: u8) -> u32 {
-        u32::MAX
-    }
-
-    /// Never called: no window is granted off x86-64.
-    pub unsafe fn output(_: u16, _: u8, _: u32) {}
 }
 
 #[cfg(test)]
@@ -200,16 +108,16 @@ mod tests {
 
     #[test]
     fn windows_lie_in_the_port_space() {
+        let w = PortWindow::new(0xc000, 0x20).unwrap();
+        assert_eq!((w.base, w.len, w.last()), (0xc000, 0x20, 0xc01f));
+        assert_eq!(w.to_string(), "0xc000-0xc01f");
         assert_eq!(
-            PortWindow::new(0xc000, 0x20),
-            Some(PortWindow {
-                base: 0xc000,
-                len: 0x20
-            })
+            PortWindow::new(0xfff0, 0x10).map(|w| w.last()),
+            Some(0xffff)
         );
-        assert_eq!(PortWindow::new(0xfff0, 0x10).map(|w| w.len), Some(0x10));
         assert_eq!(PortWindow::new(0xfff0, 0x11), None);
         assert_eq!(PortWindow::new(0xc000, 0), None);
+        assert_eq!(PortWindow::new(0, 0x1_0000), None, "would wrap to empty");
         assert_eq!(PortWindow::new(u64::MAX, 2), None);
     }
 
@@ -228,17 +136,15 @@ mod tests {
         assert_eq!(w.port(u64::MAX, 1), None);
     }
 
-    /// The answer is asked once per thread and window, then remembered.
     #[test]
-    fn permission_is_per_thread_and_remembered() {
-        let w = PortWindow::new(0xfff8, 8).unwrap();
-        let first = w.granted();
-        assert_eq!(w.granted(), first);
-        GRANTED.with(|g| assert_eq!(g.borrow().iter().filter(|(x, _)| *x == w).count(), 1));
-        std::thread::spawn(move || {
-            GRANTED.with(|g| assert!(g.borrow().is_empty(), "a new thread asks again"));
-        })
-        .join()
-        .unwrap();
+    fn the_mode_comes_from_pktkit_pio() {
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(PioMode::parse(None), PioMode::Direct);
+            assert_eq!(PioMode::parse(Some("direct")), PioMode::Direct);
+            assert_eq!(PioMode::parse(Some("vfio")), PioMode::Vfio);
+            assert_eq!(PioMode::parse(Some("bogus")), PioMode::Direct);
+        } else {
+            assert_eq!(PioMode::parse(None), PioMode::Unavailable);
+        }
     }
 }

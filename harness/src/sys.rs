@@ -1,10 +1,12 @@
 //! The real backend of the [`crate::ops`] seam: vfio-ioctls for the
 //! container, group and device ioctls, and the few syscalls it does not
 //! wrap (pread/pwrite on regions, so errors keep their errno; mmap of BARs
-//! and of anonymous DMA memory).
+//! and of anonymous DMA memory), and direct port I/O ([`SysPorts`]:
+//! `ioperm`, `in`/`out`).
 //!
 //! All of the harness's `unsafe` is in this module.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -17,7 +19,7 @@ use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::error::HarnessError;
-use crate::ops::{ContainerOps, DeviceOps, RegionInfo};
+use crate::ops::{ContainerOps, DeviceOps, PortOps, RegionInfo};
 
 fn os_err(op: String) -> DeviceError {
     DeviceError::Io {
@@ -313,3 +315,134 @@ pub(crate) struct SendPtr(pub(crate) NonNull<u8>);
 // SAFETY: a BAR mapping is MMIO owned by one device value; the pointer is
 // only handed to the driver, which accesses it with volatile operations.
 unsafe impl Send for SendPtr {}
+
+thread_local! {
+    /// Port windows this thread asked permission for (`ioperm` is per
+    /// thread), and the kernel's answers.
+    static GRANTED: RefCell<Vec<(u16, u16, bool)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Direct port I/O on this machine: `ioperm(2)` for exactly a window's
+/// ports, once per thread, then `in`/`out` (x86-64; elsewhere every thread
+/// is refused).
+pub struct SysPorts;
+
+impl PortOps for SysPorts {
+    fn granted(&self, base: u16, len: u16) -> bool {
+        let known = GRANTED.try_with(|g| {
+            g.borrow()
+                .iter()
+                .find(|e| (e.0, e.1) == (base, len))
+                .map(|e| e.2)
+        });
+        match known {
+            Ok(Some(ok)) => return ok,
+            Ok(None) => {}
+            // The thread is ending: no new permissions, VFIO instead.
+            Err(_) => return false,
+        }
+        let ok = ioperm(base, len);
+        let _ = GRANTED.try_with(|g| g.borrow_mut().push((base, len, ok)));
+        if !ok {
+            log::debug!(
+                "ports {base:#x}+{len:#x}: ioperm refused on this thread: {}",
+                io::Error::last_os_error()
+            );
+        }
+        ok
+    }
+
+    unsafe fn input(&self, port: u16, width: u8) -> u32 {
+        // SAFETY: forwarded contract.
+        unsafe { arch::input(port, width) }
+    }
+
+    unsafe fn output(&self, port: u16, width: u8, value: u32) {
+        // SAFETY: forwarded contract.
+        unsafe { arch::output(port, width, value) }
+    }
+}
+
+/// Asks for the calling thread's permission to `len` ports from `base`.
+fn ioperm(base: u16, len: u16) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: ioperm changes only this thread's port permission bitmap.
+        unsafe { libc::ioperm(libc::c_ulong::from(base), libc::c_ulong::from(len), 1) == 0 }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (base, len);
+        false
+    }
+}
+
+/// The instructions. Not `nomem`: a port write is often a doorbell for
+/// DMA memory written just before (and a read a status the caller then
+/// reads memory by), so each stays a compiler barrier, as the `pwrite`
+/// system call it replaces was.
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    use std::arch::asm;
+
+    /// `in` of `width` bytes (1, 2, else 4) from `port`.
+    ///
+    /// # Safety
+    /// The thread has permission for the port, and reading it has no
+    /// effect the caller did not mean.
+    #[inline]
+    pub unsafe fn input(port: u16, width: u8) -> u32 {
+        // SAFETY: per the contract.
+        unsafe {
+            match width {
+                1 => {
+                    let v: u8;
+                    asm!("in al, dx", out("al") v, in("dx") port, options(nostack, preserves_flags));
+                    u32::from(v)
+                }
+                2 => {
+                    let v: u16;
+                    asm!("in ax, dx", out("ax") v, in("dx") port, options(nostack, preserves_flags));
+                    u32::from(v)
+                }
+                _ => {
+                    let v: u32;
+                    asm!("in eax, dx", out("eax") v, in("dx") port, options(nostack, preserves_flags));
+                    v
+                }
+            }
+        }
+    }
+
+    /// `out` of `width` bytes (1, 2, else 4) of `value` to `port`.
+    ///
+    /// # Safety
+    /// As [`input`].
+    #[inline]
+    pub unsafe fn output(port: u16, width: u8, value: u32) {
+        // SAFETY: per the contract.
+        unsafe {
+            match width {
+                1 => {
+                    asm!("out dx, al", in("dx") port, in("al") value as u8, options(nostack, preserves_flags))
+                }
+                2 => {
+                    asm!("out dx, ax", in("dx") port, in("ax") value as u16, options(nostack, preserves_flags))
+                }
+                _ => {
+                    asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack, preserves_flags))
+                }
+            }
+        }
+    }
+}
+
+/// Never reached: no thread is granted ports off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+mod arch {
+    pub unsafe fn input(_: u16, _: u8) -> u32 {
+        u32::MAX
+    }
+
+    pub unsafe fn output(_: u16, _: u8, _: u32) {}
+}

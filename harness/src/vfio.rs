@@ -11,6 +11,7 @@
 //! asked to map and maps them again when a device is opened after that.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pktkit_native::device::{DeviceError, DmaMemory, IrqKind, PciAddress, PciDevice};
@@ -23,9 +24,9 @@ use vfio_bindings::bindings::vfio::{
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::error::HarnessError;
-use crate::ops::{ContainerOps, DeviceOps};
-use crate::pio::{self, PortWindow};
-use crate::sys::{AnonMemory, SendPtr, SysContainer};
+use crate::ops::{ContainerOps, DeviceOps, NoPorts, PortOps};
+use crate::pio::{PioMode, PortWindow};
+use crate::sys::{AnonMemory, SendPtr, SysContainer, SysPorts};
 use crate::sysfs::{require_root, Sysfs, VFIO_PCI};
 
 /// Number of BARs of a type 0 header.
@@ -52,6 +53,9 @@ struct State {
 /// One VFIO container (an IOMMU address space) shared by a stack's devices.
 pub struct VfioContainer {
     ops: Box<dyn ContainerOps>,
+    /// Direct port I/O beside VFIO ([`crate::pio`]).
+    ports: Arc<dyn PortOps>,
+    pio: PioMode,
     sysfs: Sysfs,
     state: Mutex<State>,
 }
@@ -71,13 +75,31 @@ impl VfioContainer {
     pub fn open() -> Result<Arc<VfioContainer>, HarnessError> {
         require_root()?;
         let ops = SysContainer::open()?;
-        Ok(Self::with_backend(Box::new(ops), Sysfs::system()))
+        Ok(Self::with_ports(
+            Box::new(ops),
+            Arc::new(SysPorts),
+            PioMode::from_env(),
+            Sysfs::system(),
+        ))
     }
 
-    /// A container over another backend and sysfs view (tests use this).
+    /// A container over another backend and sysfs view, every port access
+    /// through VFIO (tests use this).
     pub fn with_backend(ops: Box<dyn ContainerOps>, sysfs: Sysfs) -> Arc<VfioContainer> {
+        Self::with_ports(ops, Arc::new(NoPorts), PioMode::Vfio, sysfs)
+    }
+
+    /// A container over another backend, direct port I/O and sysfs view.
+    pub fn with_ports(
+        ops: Box<dyn ContainerOps>,
+        ports: Arc<dyn PortOps>,
+        pio: PioMode,
+        sysfs: Sysfs,
+    ) -> Arc<VfioContainer> {
         Arc::new(VfioContainer {
             ops,
+            ports,
+            pio,
             sysfs,
             state: Mutex::new(State {
                 open_devices: 0,
@@ -174,7 +196,7 @@ impl VfioContainer {
             });
         }
         let ops = self.ops.open_device(&self.sysfs.device_path(bdf))?;
-        let (ports, access) = direct_ports(bdf, ops.as_ref(), &self.sysfs);
+        let (ports, access) = self.direct_ports(bdf, ops.as_ref());
         let open = OpenDevice::new(self.clone());
         {
             let mut s = self.lock();
@@ -189,10 +211,43 @@ impl VfioContainer {
             ops,
             bars: [None; BARS],
             ports,
+            port_ops: self.ports.clone(),
+            refused: AtomicBool::new(false),
             access,
             irqs: None,
             open,
         })
+    }
+
+    /// The I/O-port BARs of `bdf` that direct port I/O reaches: those sysfs
+    /// places in the port space with the size VFIO reports for the region,
+    /// where it is wanted ([`PioMode`]) and the opening thread is granted
+    /// the ports. Also says which way each I/O BAR goes (logged, and kept
+    /// for [`PciDevice::access`]).
+    fn direct_ports(&self, bdf: PciAddress, ops: &dyn DeviceOps) -> PortAccess {
+        let mut out = [None; BARS];
+        let mut access = Vec::new();
+        for (bar, w) in self.sysfs.io_ports(bdf).into_iter().enumerate() {
+            let Some(w) = w else { continue };
+            let size = ops
+                .region(VFIO_PCI_BAR0_REGION_INDEX + bar as u32)
+                .map_or(0, |r| r.size);
+            let how = match self.pio {
+                PioMode::Vfio => format!("VFIO (ports {w}; PKTKIT_PIO=vfio)"),
+                PioMode::Unavailable => format!("VFIO (ports {w}; no direct port I/O here)"),
+                PioMode::Direct if size != u64::from(w.len) => {
+                    format!("VFIO (sysfs says {} ports, VFIO {size} bytes)", w.len)
+                }
+                PioMode::Direct if self.ports.granted(w.base, w.len) => {
+                    out[bar] = Some(w);
+                    format!("direct {w}")
+                }
+                PioMode::Direct => format!("VFIO (ports {w}; no ioperm permission)"),
+            };
+            log::info!("{bdf}: port I/O BAR {bar}: {how}");
+            access.push((format!("port I/O BAR {bar}"), how));
+        }
+        (out, access)
     }
 
     /// Maps fresh DMA memory for devices of this container.
@@ -283,47 +338,13 @@ struct Bar {
     len: usize,
 }
 
+/// The BARs reached by direct port I/O, and how each I/O BAR is reached.
+type PortAccess = ([Option<PortWindow>; BARS], Vec<(String, String)>);
+
 /// Interrupts enabled now: the VFIO IRQ index and one eventfd per vector.
 struct Irqs {
     index: u32,
     fds: Vec<EventFd>,
-}
-
-/// The I/O-port BARs of `bdf` that direct port I/O can reach: those sysfs
-/// places in the port space with the size VFIO reports for the region, and
-/// only where direct I/O is wanted ([`pio::direct_wanted`]) and this thread
-/// gets permission for them (a sign the others will too). Also says which
-/// way each I/O BAR goes (logged, and kept for [`PciDevice::access`]).
-type PortAccess = ([Option<PortWindow>; BARS], Vec<(String, String)>);
-
-fn direct_ports(bdf: PciAddress, ops: &dyn DeviceOps, sysfs: &Sysfs) -> PortAccess {
-    let mut out = [None; BARS];
-    let mut access = Vec::new();
-    let wanted = pio::direct_wanted();
-    for (bar, w) in sysfs.io_ports(bdf).into_iter().enumerate() {
-        let Some(w) = w else { continue };
-        let size = ops
-            .region(VFIO_PCI_BAR0_REGION_INDEX + bar as u32)
-            .map_or(0, |r| r.size);
-        let ports = format!(
-            "{:#x}-{:#x}",
-            w.base,
-            u32::from(w.base) + u32::from(w.len) - 1
-        );
-        let how = if !wanted {
-            format!("VFIO (ports {ports}; PKTKIT_PIO=vfio)")
-        } else if size != u64::from(w.len) {
-            format!("VFIO (sysfs says {} ports, VFIO {size} bytes)", w.len)
-        } else if w.granted() {
-            out[bar] = Some(w);
-            format!("direct {ports}")
-        } else {
-            format!("VFIO (ports {ports}; no ioperm permission)")
-        };
-        log::info!("{bdf}: port I/O BAR {bar}: {how}");
-        access.push((format!("port I/O BAR {bar}"), how));
-    }
-    (out, access)
 }
 
 /// A PCI function opened through VFIO. Its BAR mappings, interrupts and
@@ -336,6 +357,9 @@ pub struct VfioPciDevice {
     bars: [Option<Bar>; BARS],
     /// I/O-port BARs reached by direct port I/O ([`crate::pio`]).
     ports: [Option<PortWindow>; BARS],
+    port_ops: Arc<dyn PortOps>,
+    /// A thread was refused the ports (it goes through VFIO).
+    refused: AtomicBool,
     /// Which way each I/O-port BAR goes, for [`PciDevice::access`].
     access: Vec<(String, String)>,
     irqs: Option<Irqs>,
@@ -424,10 +448,24 @@ impl VfioPciDevice {
         self.ops.write(index, off, &value.to_le_bytes()[..w])
     }
 
-    /// BAR `bar`'s ports, if it is reached by direct port I/O.
+    /// The port for this access if it goes direct: a BAR reached by
+    /// direct port I/O, an access inside it ([`PortWindow::port`]) and a
+    /// thread granted its ports. A refused thread is noted (it goes
+    /// through VFIO) and logged once.
     #[inline]
-    fn port(&self, bar: u8) -> Option<&PortWindow> {
-        self.ports.get(usize::from(bar))?.as_ref()
+    fn direct_port(&self, bar: u8, off: u64, width: u8) -> Option<u16> {
+        let w = self.ports.get(usize::from(bar))?.as_ref()?;
+        let port = w.port(off, width)?;
+        if self.port_ops.granted(w.base, w.len) {
+            return Some(port);
+        }
+        if !self.refused.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "{}: BAR {bar}: a thread was refused ports {w}: its accesses go through VFIO",
+                self.bdf
+            );
+        }
+        None
     }
 
     fn bar_index(bar: u8) -> Result<u32, DeviceError> {
@@ -487,14 +525,18 @@ impl PciDevice for VfioPciDevice {
     }
 
     fn io_read(&self, bar: u8, off: u64, width: u8) -> Result<u32, DeviceError> {
-        if let Some(v) = self.port(bar).and_then(|w| w.read(off, width)) {
-            return Ok(v);
+        if let Some(port) = self.direct_port(bar, off, width) {
+            // SAFETY: direct_port gives a port of this device's BAR, the
+            // whole access inside the window this thread was granted.
+            return Ok(unsafe { self.port_ops.input(port, width) });
         }
         self.read_value(Self::bar_index(bar)?, off, width)
     }
 
     fn io_write(&self, bar: u8, off: u64, width: u8, value: u32) -> Result<(), DeviceError> {
-        if self.port(bar).is_some_and(|w| w.write(off, width, value)) {
+        if let Some(port) = self.direct_port(bar, off, width) {
+            // SAFETY: as in io_read.
+            unsafe { self.port_ops.output(port, width, value) };
             return Ok(());
         }
         self.write_value(Self::bar_index(bar)?, off, width, value)
@@ -556,7 +598,14 @@ impl PciDevice for VfioPciDevice {
     }
 
     fn access(&self) -> Vec<(String, String)> {
-        self.access.clone()
+        let mut v = self.access.clone();
+        if self.refused.load(Ordering::Relaxed) {
+            v.push((
+                "port I/O refused".into(),
+                "ioperm refused on a thread: its accesses went through VFIO".into(),
+            ));
+        }
+        v
     }
 
     fn reset(&mut self) -> Result<(), DeviceError> {

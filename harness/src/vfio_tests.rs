@@ -393,3 +393,186 @@ fn reset_needs_a_reset_method() {
     d.reset().unwrap();
     assert!(entries(&l.log).contains(&"reset".to_owned()));
 }
+
+/// Ports as a machine would give them: a byte per port, and which threads
+/// `ioperm` refuses.
+#[derive(Default)]
+struct FakePorts {
+    log: Log,
+    bytes: Mutex<std::collections::HashMap<u16, u8>>,
+    /// `None`: every thread granted; `Some(t)`: only thread `t`
+    /// (`Some(None)`: nobody).
+    only: Mutex<Option<Option<std::thread::ThreadId>>>,
+}
+
+impl PortOps for FakePorts {
+    fn granted(&self, base: u16, len: u16) -> bool {
+        let ok = match *self.only.lock().unwrap() {
+            None => true,
+            Some(t) => t == Some(std::thread::current().id()),
+        };
+        log(&self.log, format!("ioperm {base:#x}+{len:#x} {ok}"));
+        ok
+    }
+    unsafe fn input(&self, port: u16, width: u8) -> u32 {
+        let b = self.bytes.lock().unwrap();
+        let v = (0..u16::from(width)).fold(0u32, |v, i| {
+            v | u32::from(b.get(&(port + i)).copied().unwrap_or(0)) << (8 * i)
+        });
+        log(&self.log, format!("in {port:#x}/{width}"));
+        v
+    }
+    unsafe fn output(&self, port: u16, width: u8, value: u32) {
+        let mut b = self.bytes.lock().unwrap();
+        for i in 0..u16::from(width) {
+            b.insert(port + i, (value >> (8 * i)) as u8);
+        }
+        log(&self.log, format!("out {port:#x}/{width} {value:#x}"));
+    }
+}
+
+/// A lab whose 00:02.0 has its I/O BAR 1 at ports 0xc000 + `ports` (the
+/// fake region is 64 bytes), with direct port I/O `pio` over `fake`.
+fn port_lab(tag: &str, ports: u64, pio: PioMode, fake: Arc<FakePorts>) -> Lab {
+    let sys = FakeSys::new(&format!("vfio-{tag}"));
+    sys.device("0000:00:02.0", 0x020000, Some(1), Some("vfio-pci"));
+    std::fs::write(
+        sys.sysfs().device_path(bdf("00:02.0")).join("resource"),
+        format!(
+            "0x00000000febc0000 0x00000000febdffff 0x0000000000040200\n\
+             0x000000000000c000 {:#018x} 0x0000000000040101\n",
+            0xc000 + ports - 1
+        ),
+    )
+    .unwrap();
+    let log = fake.log.clone();
+    let container = VfioContainer::with_ports(
+        Box::new(FakeContainer {
+            log: log.clone(),
+            can_reset: false,
+        }),
+        fake,
+        pio,
+        sys.sysfs(),
+    );
+    Lab {
+        sys,
+        log,
+        container,
+    }
+}
+
+fn facts(d: &VfioPciDevice) -> String {
+    d.access()
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Granted ports: accesses inside the BAR are `in`/`out` on its ports, and
+/// VFIO's region sees none of them; anything else still goes through VFIO,
+/// with its checks.
+#[test]
+fn direct_port_io_goes_to_the_bars_ports() {
+    let fake = Arc::new(FakePorts::default());
+    let l = port_lab("pio-direct", 64, PioMode::Direct, fake.clone());
+    let d = l.container.open_device(bdf("00:02.0")).unwrap();
+    assert_eq!(facts(&d), "port I/O BAR 1: direct 0xc000-0xc03f");
+    d.io_write(1, 0x10, 4, 0xdead_beef).unwrap();
+    assert_eq!(d.io_read(1, 0x10, 4).unwrap(), 0xdead_beef);
+    assert_eq!(d.io_read(1, 0x12, 2).unwrap(), 0xdead);
+    let e = entries(&l.log);
+    assert!(e.contains(&"out 0xc010/4 0xdeadbeef".to_owned()), "{e:?}");
+    assert!(e.contains(&"in 0xc012/2".to_owned()), "{e:?}");
+    // The region behind VFIO was not touched.
+    assert_eq!(
+        d.read_value(VFIO_PCI_BAR0_REGION_INDEX + 1, 0x10, 4)
+            .unwrap(),
+        0
+    );
+    // Unaligned: through VFIO (which reads its own, zero, bytes).
+    assert_eq!(d.io_read(1, 0x11, 2).unwrap(), 0);
+    // Beyond the BAR: VFIO's range error, as before.
+    assert!(matches!(d.io_read(1, 62, 4), Err(DeviceError::Range(_))));
+    assert!(!entries(&l.log).iter().any(|x| x.starts_with("in 0xc011")));
+}
+
+/// `PKTKIT_PIO=vfio`, a window whose size is not the region's, and a
+/// refused opening thread: every access through VFIO, each saying why.
+#[test]
+fn port_io_falls_back_to_vfio_and_says_why() {
+    let cases = [
+        (
+            64,
+            PioMode::Vfio,
+            None,
+            "VFIO (ports 0xc000-0xc03f; PKTKIT_PIO=vfio)",
+        ),
+        (
+            32,
+            PioMode::Direct,
+            None,
+            "VFIO (sysfs says 32 ports, VFIO 64 bytes)",
+        ),
+        (
+            64,
+            PioMode::Direct,
+            Some(None),
+            "VFIO (ports 0xc000-0xc03f; no ioperm permission)",
+        ),
+        (
+            64,
+            PioMode::Unavailable,
+            None,
+            "VFIO (ports 0xc000-0xc03f; no direct port I/O here)",
+        ),
+    ];
+    for (i, (ports, pio, only, why)) in cases.into_iter().enumerate() {
+        let fake = Arc::new(FakePorts::default());
+        *fake.only.lock().unwrap() = only;
+        let l = port_lab(&format!("pio-vfio-{i}"), ports, pio, fake.clone());
+        let d = l.container.open_device(bdf("00:02.0")).unwrap();
+        assert_eq!(facts(&d), format!("port I/O BAR 1: {why}"));
+        d.io_write(1, 0x10, 4, 0x1234_5678).unwrap();
+        assert_eq!(d.io_read(1, 0x10, 4).unwrap(), 0x1234_5678);
+        assert_eq!(
+            d.read_value(VFIO_PCI_BAR0_REGION_INDEX + 1, 0x10, 4)
+                .unwrap(),
+            0x1234_5678
+        );
+        assert!(
+            fake.bytes.lock().unwrap().is_empty(),
+            "{why}: no direct access"
+        );
+    }
+}
+
+/// Granted on the opening thread, refused on another: that thread's
+/// accesses go through VFIO, and the device says so.
+#[test]
+fn a_thread_refused_the_ports_goes_through_vfio() {
+    let fake = Arc::new(FakePorts::default());
+    *fake.only.lock().unwrap() = Some(Some(std::thread::current().id()));
+    let l = port_lab("pio-thread", 64, PioMode::Direct, fake.clone());
+    let d = l.container.open_device(bdf("00:02.0")).unwrap();
+    let d = std::thread::spawn(move || {
+        d.io_write(1, 0x20, 2, 0xabcd).unwrap();
+        assert_eq!(d.io_read(1, 0x20, 2).unwrap(), 0xabcd);
+        d
+    })
+    .join()
+    .unwrap();
+    assert!(fake.bytes.lock().unwrap().is_empty(), "nothing went direct");
+    assert_eq!(
+        d.read_value(VFIO_PCI_BAR0_REGION_INDEX + 1, 0x20, 2)
+            .unwrap(),
+        0xabcd
+    );
+    let f = facts(&d);
+    assert!(f.starts_with("port I/O BAR 1: direct 0xc000-0xc03f"), "{f}");
+    assert!(f.contains("ioperm refused on a thread"), "{f}");
+    // This thread still goes direct.
+    d.io_write(1, 0x20, 2, 0x4321).unwrap();
+    assert_eq!(fake.bytes.lock().unwrap().get(&0xc020), Some(&0x21));
+}

@@ -288,6 +288,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     if !name_ok || !value_ok {
         return Err(bad());
     }
+    // The guest's shell needs these as they are.
+    if matches!(name, "PATH" | "IFS" | "ENV" | "HOME") || name.starts_with("PS") {
+        return Err(format!("--env: {name} is the guest shell's own"));
+    }
     Ok((name.to_owned(), value.to_owned()))
 }
 
@@ -408,7 +412,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("console log: {}", dir.join("console.log").display());
     let suite = if opts.suite {
-        let r = suite::report(&dir, &outcome.console, &runs, &suite_notes);
+        let vfio_pio = opts
+            .env
+            .iter()
+            .any(|(n, v)| n == "PKTKIT_PIO" && v == "vfio");
+        let r = suite::report(&dir, &outcome.console, &runs, &suite_notes, vfio_pio);
         linux::report(&dir, &outcome.console, &runs);
         r
     } else if opts.cross {
@@ -860,13 +868,6 @@ fn init_script(modules: &[&str], notes: &[String], env: &[(String, String)], kee
     for n in notes {
         let _ = writeln!(s, "echo '{MARK_NOTE}{n}'");
     }
-    for (name, value) in env {
-        // parse_env admitted only plain characters: no quoting needed.
-        let _ = writeln!(
-            s,
-            "export {name}={value}\necho '{MARK_NOTE}env {name}={value}'"
-        );
-    }
     for m in modules {
         let _ = writeln!(
             s,
@@ -895,11 +896,16 @@ echo '{MARK_INV_END}'
 echo '{MARK_CMD_BEGIN}'
 mkdir -p {out}
 cd /tmp
-sh /lab/cmd.sh
+{exports}sh /lab/cmd.sh
 echo "{MARK_CMD_EXIT}$?"
 {send}"#,
         out = suite::GUEST_OUT,
         send = suite::send_files_script(),
+        // parse_env admitted only plain characters: no quoting needed.
+        exports = env
+            .iter()
+            .map(|(n, v)| format!("export {n}={v}\necho '{MARK_NOTE}env {n}={v}'\n"))
+            .collect::<String>(),
     );
     if keep {
         s.push_str(
@@ -1472,6 +1478,9 @@ hello\r
             "A=it's",
             "A=$(reboot)",
             "A=a b",
+            "PATH=/x",
+            "IFS=/",
+            "PS1=x",
         ] {
             assert!(parse_env(bad).is_err(), "{bad}");
         }

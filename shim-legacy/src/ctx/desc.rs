@@ -136,7 +136,8 @@ fn rx_take(
     // A fresh pool buffer has DATAROOM bytes from its data on.
     if len == 0 || len as usize > DATAROOM {
         tally.bad += 1;
-        refuse(m);
+        // SAFETY: taken back from the driver just now: ours, unreferenced.
+        unsafe { refuse(m) };
         return None;
     }
     let mut mflags = 0;
@@ -160,10 +161,13 @@ fn rx_take(
 
 /// A buffer taken back with a bad length: back to the pool (the rare path,
 /// kept out of the receive loop's registers).
+///
+/// # Safety
+/// `m` must be a live pool buffer the caller owns and nobody references.
 #[cold]
 #[inline(never)]
-fn refuse(m: *mut mbuf) {
-    // SAFETY: taken back from the driver: ours, referenced by nobody.
+unsafe fn refuse(m: *mut mbuf) {
+    // SAFETY: per the contract.
     unsafe { pktkit_native::mbuf::free_raw_bulk(&[m]) };
 }
 
@@ -217,17 +221,18 @@ impl State {
             // call, by rx_burst, which holds the batch borrowed mutably.
             let batch = unsafe { &mut *self.rx_target };
             let mut lent = self.desc.view();
-            let n = ds.len().min(batch.room());
+            let mut n = 0;
             // SAFETY: the closure writes only buffers taken back from the
             // driver (ours, nobody else's) into the leading slots and
             // returns how many; ownership moves into the batch.
             unsafe {
                 batch.fill_raw(|slots| {
+                    n = ds.len().min(slots.len());
                     let mut k = 0;
                     for d in &ds[..n] {
                         if let Some(m) = rx_take(&mut lent, d, &mut tally) {
                             // k counts the frames taken of the first n
-                            // descriptors, and n <= the batch's room.
+                            // descriptors, and n <= slots.len().
                             *slots.get_unchecked_mut(k) = m;
                             k += 1;
                         }
@@ -482,9 +487,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn device(name: &str) -> (Pool, pktkit_native::OwnerId, Box<StackCtx>) {
+        device_of(name, 64)
+    }
+
+    fn device_of(name: &str, buffers: usize) -> (Pool, pktkit_native::OwnerId, Box<StackCtx>) {
         let pool = Pool::new(&PoolConfig {
             name: name.into(),
-            buffers: 64,
+            buffers,
             hugepages: HugePages::Never,
         })
         .expect("pool");
@@ -627,6 +636,61 @@ mod tests {
         b.free_all();
         ctx.with(|st| st.flush_frees());
         assert_eq!(pool.held_by(owner), 0);
+    }
+
+    /// A bad length among the descriptors of a poll: that buffer goes back
+    /// to the pool at once, the frames around it reach the batch in order.
+    #[test]
+    fn a_bad_length_inside_a_poll_frees_its_buffer() {
+        let (pool, owner, ctx) = device("desc-badlen");
+        let mut d = [EMPTY; 3];
+        assert_eq!(alloc(&ctx, 128, &mut d), 3);
+        d[0].ld_len = 60;
+        d[1].ld_len = DATAROOM as u32 + 1;
+        d[2].ld_len = 62;
+        let mut b = PacketBatch::new();
+        ctx.with(|st| st.set_rx_target(&mut b));
+        rx(&ctx, &d);
+        ctx.with(|st| st.set_rx_target(std::ptr::null_mut()));
+        assert_eq!(bad(&ctx), 1);
+        let lens: Vec<usize> = b.iter().map(|m| m.pkt_len()).collect();
+        assert_eq!(lens, [60, 62]);
+        assert_eq!(pool.held_by(owner), 2, "the refused one is back");
+        b.free_all();
+        assert_eq!(pool.held_by(owner), 0);
+        assert_eq!(ctx.with(|st| st.reclaim_all()), 0, "nothing still lent");
+    }
+
+    /// More completions in one call than the pending frees hold, with some
+    /// already pending: every buffer goes back once, the counts agree.
+    #[test]
+    fn many_completions_in_one_call_free_every_buffer_once() {
+        let (pool, owner, ctx) = device_of("desc-many", 256);
+        // A few frees pending first (unused receive buffers given back).
+        let mut r = [EMPTY; 5];
+        assert_eq!(alloc(&ctx, 128, &mut r), 5);
+        ctx.with(|st| st.rx_desc_free(&r));
+        assert_eq!(ctx.with(|st| st.pending_len), 5);
+        // 2 x 64 transmits: the pending frees fill and flush twice in the
+        // completion call.
+        let mut raw = [std::ptr::null_mut(); 128];
+        assert_eq!(pool.alloc_raw_bulk(owner, &mut raw), 128);
+        let mut d = [EMPTY; 128];
+        for (r, d) in raw.chunks(64).zip(d.chunks_mut(64)) {
+            assert_eq!(ctx.with(|st| st.tx_desc_prepare(r, d)), 64);
+        }
+        // Completed twice over in one call: the second half is refused.
+        let twice: Vec<_> = d.iter().chain(d.iter()).copied().collect();
+        done(&ctx, &twice);
+        for r in raw.chunks(64) {
+            assert_eq!(ctx.with(|st| st.tx_desc_settle(r, 64)), 64);
+        }
+        assert_eq!(bad(&ctx), 128);
+        assert_eq!(ctx.with(|st| (st.counters.tx_done, st.tx_lent)), (128, 0));
+        assert!(pool.held_by(owner) < 128, "flushed inside the call");
+        ctx.with(|st| st.flush_frees());
+        assert_eq!(pool.held_by(owner), 0);
+        assert_eq!(pool.available(), 256);
     }
 
     /// Transmits: a prefix is taken, the rest is no longer lent; a

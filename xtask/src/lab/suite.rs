@@ -292,8 +292,16 @@ pub fn outcomes(console: &str) -> Outcomes {
 }
 
 /// Writes the reports the guest sent into `dir`, prints one table of every
-/// check per driver, and says whether every run that ran passed.
-pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Result<(), String> {
+/// check per driver, and says whether every run that ran passed and reached
+/// its I/O-port BARs the way asked ([`pio_problem`]; `vfio_pio`: the guest
+/// had `PKTKIT_PIO=vfio`).
+pub fn report(
+    dir: &Path,
+    console: &str,
+    runs: &[Run],
+    notes: &[String],
+    vfio_pio: bool,
+) -> Result<(), String> {
     for (name, data) in files(console) {
         let safe = !name.contains('/') && !name.starts_with('.') && !name.is_empty();
         if safe {
@@ -348,14 +356,13 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
         }
         // How the DUT's registers were reached (direct port I/O or VFIO).
         for (k, v) in json["dut_facts"].as_object().into_iter().flatten() {
-            if k.starts_with("port I/O") {
-                println!(
-                    "{:<8} {:<16} {:<6} {k}: {}",
-                    r.label,
-                    "access",
-                    "-",
-                    v.as_str().unwrap_or("?")
-                );
+            if !k.starts_with("port I/O") {
+                continue;
+            }
+            let v = v.as_str().unwrap_or("?");
+            println!("{:<8} {:<16} {:<6} {k}: {v}", r.label, "access", "-");
+            if let Some(p) = pio_problem(v, vfio_pio) {
+                problems.push(format!("{}: {k}: {p}", r.label));
             }
         }
         if let Some((_, rc)) = o.exits.iter().find(|(l, _)| *l == r.label) {
@@ -375,9 +382,39 @@ pub fn report(dir: &Path, console: &str, runs: &[Run], notes: &[String]) -> Resu
     }
 }
 
+/// What is wrong with an I/O BAR reached as `how` (a `port I/O` fact):
+/// with `PKTKIT_PIO=vfio` nothing may go direct; without it, the guest
+/// (root, a kernel with ioperm) must be granted every BAR's ports, so a
+/// refusal is a regression, not a fallback.
+fn pio_problem(how: &str, vfio_pio: bool) -> Option<&'static str> {
+    if vfio_pio && how.starts_with("direct") {
+        Some("went direct with PKTKIT_PIO=vfio")
+    } else if !vfio_pio && how.contains("ioperm") {
+        Some("ioperm refused in the lab's guest (root, a kernel with ioperm)")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_io_must_go_the_way_asked() {
+        assert_eq!(pio_problem("direct 0xc000-0xc0ff", false), None);
+        assert_eq!(
+            pio_problem("VFIO (ports 0xc000-0xc0ff; PKTKIT_PIO=vfio)", true),
+            None
+        );
+        assert!(pio_problem("direct 0xc000-0xc0ff", true).is_some());
+        assert!(pio_problem("VFIO (ports 0xc000-0xc0ff; no ioperm permission)", false).is_some());
+        assert!(pio_problem(
+            "ioperm refused on a thread: its accesses went through VFIO",
+            false
+        )
+        .is_some());
+    }
 
     #[test]
     fn plan_pairs_each_model_with_a_peer() {
