@@ -5,7 +5,7 @@
 //! (`MGETHDR` has no ifnet argument), so the adapter records the context
 //! of the device it is about to call into in a thread-local ([`Entered`]) on
 //! every entry into C: attach, transmit, receive, interrupt, callout,
-//! softint, ioctl. KPI functions that need the device (the pool for
+//! softint, workqueue work, sysctl handler, ioctl. KPI functions that need the device (the pool for
 //! `m_gethdr`, the list for `callout_init`) read it from there; those that
 //! get an object (`callout_reset(c)`, `if_percpuq_enqueue(q)`) find the
 //! context through a pointer stored in it.
