@@ -24,6 +24,9 @@ use crate::sys;
 /// dynamic numbers start above the static ones too).
 const FIRST_DYNAMIC: i32 = 1024;
 
+/// The longest string value read from a node that gave no buffer size.
+const MAX_STRING: usize = 4096;
+
 /// The top-level nodes a driver may hang its nodes under.
 const ROOTS: &[(i32, &str)] = &[
     (sys::CTL_KERN as i32, "kern"),
@@ -510,8 +513,8 @@ pub unsafe extern "C" fn sysctl_teardown(logp: *mut *mut sys::sysctllog) {
 /// The value of a node's variable, as text.
 ///
 /// # Safety
-/// `data` must point to a value of the node's type (`size` bytes for a
-/// string).
+/// `data` must point to a value of the node's type (for a string, `size`
+/// bytes, or a NUL-terminated string when `size` is 0).
 unsafe fn format_value(ty: u32, data: *const c_void, size: usize) -> String {
     // SAFETY: forwarded contract; unaligned reads because a handler's
     // buffer or a packed softc need not be aligned.
@@ -521,6 +524,13 @@ unsafe fn format_value(ty: u32, data: *const c_void, size: usize) -> String {
             sys::CTLTYPE_BOOL => u8::from(ptr::read_unaligned(data.cast::<u8>()) != 0).to_string(),
             sys::CTLTYPE_QUAD => ptr::read_unaligned(data.cast::<u64>()).to_string(),
             _ => {
+                // Size 0: a string whose buffer size the driver did not
+                // give; read up to its NUL, within a sane bound.
+                let size = if size == 0 {
+                    libc::strnlen(data.cast(), MAX_STRING)
+                } else {
+                    size
+                };
                 let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size);
                 let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
                 String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -565,7 +575,7 @@ pub unsafe extern "C" fn sysctl_lookup(
         None => {
             // A string: up to and with its NUL, within its buffer if known.
             let cap = if node.sysctl_size == 0 {
-                usize::MAX
+                MAX_STRING
             } else {
                 node.sysctl_size
             };

@@ -218,8 +218,14 @@ fn leaves_bound_held_and_handled_read_and_set() {
             leaf_node(&mut log, r, 0, STRING, c"desc", None, 0, s, 10).0,
             0
         );
+        // No buffer size: read up to the NUL.
+        assert_eq!(
+            leaf_node(&mut log, r, 0, STRING, c"desc0", None, 0, s, 0).0,
+            0
+        );
     }
     let v = values(&ctx);
+    assert_eq!(v["desc0"], ("dev0 name".into(), false));
     assert_eq!(v["knob"], ("5".into(), true));
     assert_eq!(v["flag"], ("0".into(), true));
     assert_eq!(v["held"], ("42".into(), false));
