@@ -17,7 +17,7 @@
 //! - The runtime owns every thread; a driver never spawns one. It calls
 //!   `rx_burst`/`tx_burst` from its workers, `service` when the driver's
 //!   service fd is readable or its service interval elapses, and `control`,
-//!   `link`, `counters` from the control path.
+//!   `link`, `counters`, `tunables`, `set_tunable` from the control path.
 //! - [`Concurrency::MpSafe`]: different queues may be called at the same time
 //!   from different threads, and concurrently with the control side. Each
 //!   single queue object is called by one thread at a time.
