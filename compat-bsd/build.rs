@@ -27,6 +27,7 @@ const C_SOURCES: &[&str] = &[
     "inphy.c",
     "rlphy.c",
     "mii_bitbang.c",
+    "kern_sysctl.c",
 ];
 
 fn main() {
@@ -65,12 +66,14 @@ fn main() {
             "ifnet|ethercom|ifqueue|ether_multi|cfattach|cfdata|device|callout|evcnt|kmutex\
              |pci_attach_args|pktkit_bus_space|pktkit_bus_dma_tag|pktkit_bus_dmamap\
              |bus_dma_segment|sockaddr_dl|mii_data|ifmedia|ifmedia_entry|pktkit_mcache\
-             |pktkit_ported_driver|pktkit_ported_id|pktkit_ported_option|cfdriver",
+             |pktkit_ported_driver|pktkit_ported_id|pktkit_ported_option|cfdriver\
+             |work|workqueue|sysctlnode|sysctllog",
         )
         .allowlist_function("pktkit_.*|ether_.*|ifmedia_.*|mii_.*")
         .allowlist_var(
             "IFF_.*|IFEF_.*|LINK_STATE_.*|ETHER_.*|ETHERCAP_.*|ETHERMTU.*|CALLOUT_.*|SOFTINT_.*\
-             |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*|PKTKIT_PORTED_ABI|BUS_DMA_READ|BUS_DMASYNC_PREREAD",
+             |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*|PKTKIT_PORTED_ABI|BUS_DMA_READ|BUS_DMASYNC_PREREAD\
+             |CTL_.*|CTLTYPE_.*|CTLFLAG_.*|SYSCTL_NAMELEN|WQ_.*",
         )
         .blocklist_type("mbuf|m_hdr|pkthdr|m_ext_storage")
         .derive_default(true)

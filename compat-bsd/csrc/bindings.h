@@ -9,6 +9,8 @@
 #include <sys/evcnt.h>
 #include <sys/mutex.h>
 #include <sys/bus.h>
+#include <sys/workqueue.h>
+#include <sys/sysctl.h>
 #include <net/if.h>
 #include <net/if_ether.h>
 #include <net/if_media.h>

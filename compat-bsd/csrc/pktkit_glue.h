@@ -9,6 +9,9 @@
 
 struct ifnet;
 struct ethercom;
+struct sysctllog;
+struct sysctlnode;
+struct lwp;
 
 /* Rust: one message for the stack's log (level is a LOG_* priority). */
 void	pktkit_bsd_log(int level, const char *msg);
@@ -16,6 +19,15 @@ void	pktkit_bsd_log(int level, const char *msg);
 void	pktkit_bsd_panic(const char *msg) __dead;
 /* Rust: ether_ifattach has set up an Ethernet interface. */
 void	pktkit_ether_attached(struct ifnet *ifp);
+
+/* Rust: sysctl_createv once its names are read (up to CTL_EOL). */
+int	pktkit_sysctl_create(struct sysctllog **log,
+	    const struct sysctlnode **rnode, const struct sysctlnode **cnode,
+	    int flags, int type, const char *name, const char *descr,
+	    int (*func)(const int *, u_int, void *, size_t *, const void *,
+		size_t, const int *, struct lwp *, const struct sysctlnode *),
+	    u_quad_t qv, void *data, size_t size, const int *names,
+	    u_int namelen);
 
 /* C: the adapter's control requests, as the driver's ioctls. */
 int	pktkit_if_set_flags(struct ifnet *ifp, int set, int clear);

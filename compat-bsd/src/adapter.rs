@@ -6,7 +6,8 @@
 //! | `start` / `stop` | `SIOCSIFFLAGS` with `IFF_UP` set / cleared (`if_init` / `if_stop` through `ether_ioctl`) |
 //! | `tx_burst` | packets appended to `if_snd` (only as many as `ifq_maxlen` leaves room for), then `if_start` |
 //! | `rx_burst` | packets the driver gave `if_percpuq_enqueue`; when none wait, a pseudo-device's poll handler |
-//! | `service_fd` / `service` | one epoll set of the interrupt eventfds, the callout timerfd and the softint eventfd; `service` runs the interrupt handlers, due callouts, softints and deferred starts |
+//! | `service_fd` / `service` | one epoll set of the interrupt eventfds, the callout timerfd and the softint eventfd (which workqueue(9) signals too); `service` runs the interrupt handlers, due callouts, softints, queued works and deferred starts |
+//! | `tunables` / `set_tunable` | the leaves of the device's sysctl(9) tree ([`crate::sysctl`]), read and set through their handler or variable under the driver's lock |
 //! | `control` | `SIOCSIFMTU`, `SIOCSIFFLAGS` (`IFF_PROMISC`), `SIOCADDMULTI`/`SIOCDELMULTI` (diffed against the last list), a multicast range for all-multicast |
 //! | `link` | `if_link_state_change` and `if_baudrate`, duplex from `SIOCGIFMEDIA` |
 //! | `inject_fault` | `if_stop`, the maps the device writes into pointed at the fault IOVA ([`crate::fault`]), `if_init`; `stop` restores them |
@@ -29,7 +30,7 @@ use pktkit_native::driver::CreateFn;
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
     DriverFactory, DriverKind, Fault, LinkState, OptionSpec, PacketBatch, QueueCounters, Queues,
-    RxQueue, Service, TxQueue,
+    RxQueue, Service, Tunable, TxQueue,
 };
 
 use crate::ctx::{self, lock, DevCtx, Entered};
@@ -345,6 +346,13 @@ impl BsdDriver {
                 .any(|r| overlaps(r.iova, r.len as u64))
     }
 
+    /// The device's name (`bnull0`), as `device_xname` gives it.
+    fn xname(&self) -> String {
+        // SAFETY: dev is our own allocation; dv_xname is NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr((*self.mem.dev).dv_xname.as_ptr()) };
+        name.to_string_lossy().into_owned()
+    }
+
     fn ifnet(&self) -> &sys::ifnet {
         // SAFETY: the attached ifnet lives as long as mem.
         unsafe { &*self.ifp }
@@ -371,7 +379,7 @@ fn run_interrupts(ctx: &DevCtx, ready: Option<&[RawFd]>) -> usize {
     for (fd, kind, func, arg, mpsafe) in handlers {
         let fired = ctx::drain(fd);
         if let Some(f) = func {
-            let _giant = (ctx.mpsafe.get() && !mpsafe).then(|| lock(&ctx.giant));
+            let _giant = ctx.giant_for(mpsafe);
             // SAFETY: the driver's handler with its argument, inside the
             // driver's entry (the caller holds Entered).
             unsafe { f(arg) };
@@ -584,6 +592,7 @@ impl Driver for BsdDriver {
 
     fn counters(&self) -> DeviceCounters {
         let mut extra = crate::kern::evcnts(&self.ctx);
+        extra.extend(crate::workqueue::counters(&self.ctx));
         extra.push((
             "rx queue full drops".into(),
             self.ctx.rx.drops.load(Ordering::Relaxed),
@@ -619,6 +628,7 @@ impl Driver for BsdDriver {
         crate::kern::run_callouts(&self.ctx);
         ctx::drain(self.ctx.softint_fd.as_raw_fd());
         crate::kern::run_softints(&self.ctx);
+        crate::workqueue::run_works(&self.ctx);
         if self.ctx.deferred_start.swap(false, Ordering::AcqRel) {
             if let Some(f) = self.ifnet().if_start {
                 // SAFETY: the driver's if_start on its ifnet, inside its entry.
@@ -729,6 +739,44 @@ impl Driver for BsdDriver {
         Ok(())
     }
 
+    /// The leaves of the driver's sysctl tree, named below its device node
+    /// (`hw.<xname>.size` is `size`); values read through the handler or
+    /// the bound variable.
+    fn tunables(&mut self) -> Vec<Tunable> {
+        let _e = Entered::new(&self.ctx);
+        let _giant = self.ctx.giant_for(false);
+        crate::sysctl::leaves(&self.ctx, &self.xname())
+            .into_iter()
+            .map(|l| Tunable {
+                value: crate::sysctl::read(&self.ctx, &l).unwrap_or_else(|e| format!("<{e}>")),
+                name: l.path,
+                writable: l.writable,
+                description: l.description,
+            })
+            .collect()
+    }
+
+    fn set_tunable(&mut self, name: &str, value: &str) -> Result<(), DriverError> {
+        let leaves = crate::sysctl::leaves(&self.ctx, &self.xname());
+        let Some(leaf) = leaves.iter().find(|l| l.path == name) else {
+            return Err(DriverError::Unsupported(format!(
+                "{}: no sysctl node '{name}'",
+                self.spec.name
+            )));
+        };
+        let bad = |why: String| DriverError::BadOption {
+            key: name.to_owned(),
+            value: value.to_owned(),
+            why,
+        };
+        if !leaf.writable {
+            return Err(bad("read-only".into()));
+        }
+        let _e = Entered::new(&self.ctx);
+        let _giant = self.ctx.giant_for(false);
+        crate::sysctl::write(&self.ctx, leaf, value).map_err(bad)
+    }
+
     fn describe(&self) -> Vec<(String, String)> {
         let mut v = vec![
             ("kind".into(), "ported NetBSD driver".into()),
@@ -783,6 +831,8 @@ impl Drop for BsdDriver {
         crate::pci::release_irqs(&self.ctx);
         lock(&self.ctx.callouts).clear();
         lock(&self.ctx.softints).clear();
+        crate::workqueue::forget_all(&self.ctx);
+        lock(&self.ctx.sysctl).clear();
         lock(&self.ctx.dma).clear();
         *lock(&self.ctx.pci) = None;
     }

@@ -5,7 +5,7 @@
 //! (`MGETHDR` has no ifnet argument), so the adapter records the context
 //! of the device it is about to call into in a thread-local ([`Entered`]) on
 //! every entry into C: attach, transmit, receive, interrupt, callout,
-//! softint, ioctl. KPI functions that need the device (the pool for
+//! softint, workqueue work, sysctl handler, ioctl. KPI functions that need the device (the pool for
 //! `m_gethdr`, the list for `callout_init`) read it from there; those that
 //! get an object (`callout_reset(c)`, `if_percpuq_enqueue(q)`) find the
 //! context through a pointer stored in it.
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use pktkit_native::device::{DmaMemory, IrqKind, PciDevice};
 use pktkit_native::sys::mbuf;
@@ -395,6 +395,10 @@ pub struct DevCtx {
     pub softints: Mutex<Vec<Box<SoftInt>>>,
     /// Event counters attached.
     pub evcnts: Mutex<Vec<*mut sys::evcnt>>,
+    /// Work queues made by `workqueue_create` (see [`crate::workqueue`]).
+    pub workqueues: Mutex<Vec<Arc<crate::workqueue::WorkQueue>>>,
+    /// The sysctl nodes the driver made (see [`crate::sysctl`]).
+    pub sysctl: Mutex<crate::sysctl::Tree>,
     /// Earliest callout deadline the timerfd is armed for (ns, u64::MAX: none).
     pub timer_next: Mutex<u64>,
     /// Taken around non-MP-safe callouts/softints/handlers of an MP-safe
@@ -541,6 +545,8 @@ impl DevCtx {
             callouts: Mutex::new(Vec::new()),
             softints: Mutex::new(Vec::new()),
             evcnts: Mutex::new(Vec::new()),
+            workqueues: Mutex::new(Vec::new()),
+            sysctl: Mutex::new(crate::sysctl::Tree::default()),
             timer_next: Mutex::new(u64::MAX),
             giant: Mutex::new(()),
             rx: RxRing::new(),
@@ -569,11 +575,47 @@ impl DevCtx {
         }
     }
 
+    /// Takes the giant lock for a handler that is not MP-safe (`mpsafe`
+    /// false) of an MP-safe driver; nothing for a serialized driver (the
+    /// runtime's driver lock already covers it), for an MP-safe handler, or
+    /// when this thread holds the giant lock already (a work a non-MP-safe
+    /// callout waits for runs inline under it).
+    pub fn giant_for(&self, mpsafe: bool) -> Option<GiantGuard<'_>> {
+        let me = self as *const DevCtx;
+        if !self.mpsafe.get() || mpsafe || GIANT_HELD.with(Cell::get) == me {
+            return None;
+        }
+        let guard = lock(&self.giant);
+        let prev = GIANT_HELD.with(|g| g.replace(me));
+        Some(GiantGuard {
+            _guard: guard,
+            prev,
+        })
+    }
+
     /// Wakes the receive worker if it sleeps and packets wait.
     pub fn kick_rx(&self) {
         if self.rx_armed.load(Ordering::Acquire) && !self.rx.is_empty() {
             signal(self.rx_fd.as_raw_fd());
         }
+    }
+}
+
+thread_local! {
+    /// The device whose giant lock this thread holds (null: none).
+    static GIANT_HELD: Cell<*const DevCtx> = const { Cell::new(ptr::null()) };
+}
+
+/// The giant lock of a device, held (see [`DevCtx::giant_for`]).
+pub struct GiantGuard<'a> {
+    _guard: MutexGuard<'a, ()>,
+    prev: *const DevCtx,
+}
+
+impl Drop for GiantGuard<'_> {
+    fn drop(&mut self) {
+        let prev = self.prev;
+        GIANT_HELD.with(|g| g.set(prev));
     }
 }
 

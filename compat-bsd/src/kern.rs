@@ -906,7 +906,7 @@ pub fn run_callouts(ctx: &DevCtx) -> usize {
         };
         if let Some(f) = func {
             let _e = Entered::new(ctx);
-            let _giant = (ctx.mpsafe.get() && !mpsafe).then(|| lock(&ctx.giant));
+            let _giant = ctx.giant_for(mpsafe);
             RUNNING.with(|r| r.set(c));
             // SAFETY: the driver's callout function with the argument it gave.
             unsafe { f(arg) };
@@ -941,7 +941,7 @@ pub fn run_softints(ctx: &DevCtx) -> usize {
         .collect();
     for &(f, arg, mpsafe) in &due {
         let _e = Entered::new(ctx);
-        let _giant = (ctx.mpsafe.get() && !mpsafe).then(|| lock(&ctx.giant));
+        let _giant = ctx.giant_for(mpsafe);
         // SAFETY: the driver's softint handler with its argument.
         unsafe { f(arg) };
     }

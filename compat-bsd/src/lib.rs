@@ -11,7 +11,7 @@
 //!   the multicast list, ifmedia, the MII layer with the generic PHY).
 //! - this crate: the rest of the KPI as `extern "C"` functions over
 //!   pktkit-native's pools and device traits ([`kern`], [`mbuf`], [`ifnet`],
-//!   [`pci`]), and the adapter ([`adapter`]) that turns an attached C driver
+//!   [`pci`], [`workqueue`], [`sysctl`]), and the adapter ([`adapter`]) that turns an attached C driver
 //!   into a [`pktkit_native::Driver`], with fault injection through bus_dma
 //!   ([`fault`]).
 //!
@@ -40,6 +40,8 @@ pub mod pci;
 pub mod pcq;
 pub mod portcheck;
 pub mod sys;
+pub mod sysctl;
+pub mod workqueue;
 
 /// The ELF reader `port check` and the `.so` loader use (pktkit-elf).
 pub use pktkit_elf as elf;

@@ -2,28 +2,16 @@
 //! over chains, kmutex under contention, callouts through the timerfd,
 //! Ethernet CRCs, and the no-leak rule of the per-entry buffer cache.
 
-use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use pktkit_bsd::ctx::{DevCtx, Entered};
+use pktkit_bsd::ctx::Entered;
 use pktkit_bsd::{kern, mbuf, sys};
-use pktkit_native::pool::HugePages;
 use pktkit_native::sys::{mbuf as Mb, MT_DATA};
-use pktkit_native::{Mbuf, OwnerId, Pool, PoolConfig};
+use pktkit_native::{Mbuf, OwnerId, Pool};
 
-fn setup(name: &str) -> (Pool, OwnerId, Arc<DevCtx>) {
-    let pool = Pool::new(&PoolConfig {
-        name: name.into(),
-        buffers: 256,
-        hugepages: HugePages::Never,
-    })
-    .expect("pool");
-    let owner = pool.register_owner(name).expect("owner");
-    let ctx = Arc::new(DevCtx::new(pool.clone(), owner, BTreeMap::new()).expect("ctx"));
-    ctx.bind_tags();
-    (pool, owner, ctx)
-}
+mod support;
+use support::device as setup;
 
 /// A chain of `parts` buffers holding 0, 1, 2, ... as bytes.
 fn chain(pool: &Pool, owner: OwnerId, parts: &[usize]) -> *mut Mb {

@@ -17,7 +17,7 @@
 //! - The runtime owns every thread; a driver never spawns one. It calls
 //!   `rx_burst`/`tx_burst` from its workers, `service` when the driver's
 //!   service fd is readable or its service interval elapses, and `control`,
-//!   `link`, `counters` from the control path.
+//!   `link`, `counters`, `tunables`, `set_tunable` from the control path.
 //! - [`Concurrency::MpSafe`]: different queues may be called at the same time
 //!   from different threads, and concurrently with the control side. Each
 //!   single queue object is called by one thread at a time.
@@ -293,6 +293,22 @@ pub struct Service {
     pub needs_reset: bool,
 }
 
+/// One of a driver's own tunables or figures ([`Driver::tunables`]): a
+/// ported driver's sysctl(9) leaf, shown by the stack as
+/// `net.if.IF.drv.NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunable {
+    /// Dotted name relative to the interface (`rx_delay_us`, `queue.0.len`).
+    pub name: String,
+    /// The current value as text (a number, 0/1 for a bool, a string), or
+    /// why it could not be read.
+    pub value: String,
+    /// Whether [`Driver::set_tunable`] may change it.
+    pub writable: bool,
+    /// What it means (may be empty).
+    pub description: String,
+}
+
 /// Why an attach, start or control request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -414,6 +430,26 @@ pub trait Driver: Send {
     /// `None` (the default): hundreds of descriptors, no limit needed.
     fn rx_ring_frames(&self) -> Option<u32> {
         None
+    }
+    /// The driver's own tunables and figures, in a stable order (see
+    /// [`Tunable`]). Called from the control path like `control` (under
+    /// the driver's lock for a serialized driver), so reading may run
+    /// driver code. Default: none.
+    fn tunables(&mut self) -> Vec<Tunable> {
+        Vec::new()
+    }
+    /// Sets the writable tunable `name` (as [`Driver::tunables`] lists
+    /// it) from text. An unknown name is [`DriverError::Unsupported`]; a
+    /// read-only one or a value the driver cannot take (not a number, a
+    /// bool other than 0 or 1, refused by the driver) is
+    /// [`DriverError::BadOption`], and changes nothing. Default: every
+    /// name is unknown.
+    fn set_tunable(&mut self, name: &str, value: &str) -> Result<(), DriverError> {
+        let _ = value;
+        Err(DriverError::Unsupported(format!(
+            "{}: no tunable '{name}'",
+            self.name()
+        )))
     }
     /// Function-level reset and re-init, called only while stopped (see
     /// "Reset and fault injection" above): queues handed out before are

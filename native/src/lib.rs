@@ -30,7 +30,7 @@ pub use batch::{PacketBatch, BATCH_MAX};
 pub use driver::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
     DriverFactory, DriverKind, Fault, LinkState, Offloads, OptionSpec, QueueCounters, Queues,
-    RxQueue, Service, TxQueue,
+    RxQueue, Service, Tunable, TxQueue,
 };
 pub use mbuf::Mbuf;
 pub use pool::{OwnerId, Pool, PoolConfig, PoolError, PoolStats};

@@ -18,10 +18,19 @@
  * transmit=1 (take packets through if_transmit and a pcq, as MP-safe
  * multiqueue drivers do, instead of if_start and if_snd).
  *
+ * sysctl(9) nodes, under hw.<xname> (net.if.<ifname>.drv.* in pktkit):
+ * tx_defer (read-write bool) hands sent packets to a workqueue(9) work
+ * that frees them from the service pass instead of freeing them at once;
+ * tx_works (read-only, a handler) counts the works run; size (read-write,
+ * a handler that refuses values outside 14..2048) is the received frame
+ * length.
+ *
  * Locking notes:
  *	sc_lock (mpsafe=1 only) guards sc_running and the receive statistics
  *	    the poll handler and if_start share; without IFEF_MPSAFE the
  *	    runtime serializes every entry point and sc_lock is not used.
+ *	sc_lock (mpsafe=1) also guards the sent-packet list sc_txdone that
+ *	    sc_txwork empties; serialized, the runtime's lock does.
  *	sc_txlock (transmit=1) makes one transmitter at a time the
  *	    consumer of sc_txq; any number may put to it.
  *	sc_inside and the ev_* counters of the check mode are updated with
@@ -41,6 +50,8 @@ __KERNEL_RCSID(0, "$pktkit: if_bsdnull.c $");
 #include <sys/atomic.h>
 #include <sys/mbuf.h>
 #include <sys/pcq.h>
+#include <sys/sysctl.h>
+#include <sys/workqueue.h>
 #include <sys/socket.h>
 #include <sys/sockio.h>
 
@@ -60,6 +71,13 @@ struct bsdnull_softc {
 	pcq_t		*sc_txq;	/* transmit=1 only */
 	callout_t	sc_tick;
 	void		*sc_softint;
+	struct workqueue *sc_wq;	/* transmit completion (tx_defer) */
+	struct work	sc_txwork;
+	struct mbuf	*sc_txdone;	/* sent, for sc_txwork to free */
+	struct mbuf	**sc_txdone_tail;
+	bool		sc_txdefer;	/* sysctl tx_defer */
+	uint64_t	sc_txworks;	/* sysctl tx_works */
+	struct sysctllog *sc_sysctllog;
 	int		sc_size;	/* received frame length */
 	int		sc_ticks;	/* callout period */
 	bool		sc_mpsafe;
@@ -91,6 +109,12 @@ static int	bsdnull_ioctl(struct ifnet *, u_long, void *);
 static int	bsdnull_rxpoll(void *, int);
 static void	bsdnull_tick(void *);
 static void	bsdnull_softint(void *);
+static void	bsdnull_txdone(struct bsdnull_softc *, struct mbuf *);
+static void	bsdnull_txflush(struct bsdnull_softc *);
+static void	bsdnull_txwork(struct work *, void *);
+static void	bsdnull_sysctl_attach(struct bsdnull_softc *);
+static int	bsdnull_sysctl_txworks(SYSCTLFN_PROTO);
+static int	bsdnull_sysctl_size(SYSCTLFN_PROTO);
 
 CFATTACH_DECL_NEW(bsdnull, sizeof(struct bsdnull_softc),
     bsdnull_match, bsdnull_attach, bsdnull_detach, NULL);
@@ -142,6 +166,7 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 	struct bsdnull_softc *sc = device_private(self);
 	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
 	long size;
+	int error;
 
 	sc->sc_dev = self;
 	size = pktkit_device_getprop_int(self, "size", BSDNULL_DEFSIZE);
@@ -156,6 +181,15 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 	sc->sc_ticks = (int)pktkit_device_getprop_int(self, "tick", hz);
 	if (sc->sc_ticks < 1)
 		sc->sc_ticks = 1;
+	sc->sc_txdone_tail = &sc->sc_txdone;
+	error = workqueue_create(&sc->sc_wq, device_xname(self),
+	    bsdnull_txwork, sc, PRI_SOFTNET, IPL_NET,
+	    WQ_PERCPU | (sc->sc_mpsafe ? WQ_MPSAFE : 0));
+	if (error) {
+		aprint_error_dev(self, "unable to create workqueue: %d\n",
+		    error);
+		return;
+	}
 
 	/* A locally administered address with the unit in it. */
 	sc->sc_enaddr[0] = 0x02;
@@ -210,6 +244,7 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 	if_deferred_start_init(ifp, NULL);
 	ether_ifattach(ifp, sc->sc_enaddr);
 	if_poll_establish(ifp, bsdnull_rxpoll, sc);
+	bsdnull_sysctl_attach(sc);
 
 	aprint_normal_dev(self, "null pseudo-device, address %s, "
 	    "%d-byte frames%s%s%s\n", ether_sprintf(sc->sc_enaddr),
@@ -225,6 +260,8 @@ bsdnull_detach(device_t self, int flags)
 	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
 
 	bsdnull_stop(ifp, 1);
+	sysctl_teardown(&sc->sc_sysctllog);
+	workqueue_destroy(sc->sc_wq);
 	callout_halt(&sc->sc_tick, NULL);
 	callout_destroy(&sc->sc_tick);
 	if (sc->sc_softint != NULL)
@@ -283,6 +320,58 @@ bsdnull_stop(struct ifnet *ifp, int disable)
 			m_freem(m);
 		mutex_exit(sc->sc_txlock);
 	}
+	/* Packets handed to sc_txwork are freed before stop returns. */
+	workqueue_wait(sc->sc_wq, &sc->sc_txwork);
+	bsdnull_txflush(sc);
+}
+
+/*
+ * A sent packet: freed at once, or with tx_defer set put on sc_txdone for
+ * sc_txwork, which is enqueued when the list goes from empty to not empty
+ * (the work takes the whole list, so it is never enqueued twice).
+ */
+static void
+bsdnull_txdone(struct bsdnull_softc *sc, struct mbuf *m)
+{
+	if (!atomic_load_relaxed(&sc->sc_txdefer)) {
+		m_freem(m);
+		return;
+	}
+	m->m_nextpkt = NULL;
+	bsdnull_lock(sc);
+	if (sc->sc_txdone == NULL)
+		workqueue_enqueue(sc->sc_wq, &sc->sc_txwork, NULL);
+	*sc->sc_txdone_tail = m;
+	sc->sc_txdone_tail = &m->m_nextpkt;
+	bsdnull_unlock(sc);
+}
+
+/* Frees every packet on sc_txdone. */
+static void
+bsdnull_txflush(struct bsdnull_softc *sc)
+{
+	struct mbuf *m, *next;
+
+	bsdnull_lock(sc);
+	m = sc->sc_txdone;
+	sc->sc_txdone = NULL;
+	sc->sc_txdone_tail = &sc->sc_txdone;
+	bsdnull_unlock(sc);
+	for (; m != NULL; m = next) {
+		next = m->m_nextpkt;
+		m->m_nextpkt = NULL;
+		m_freem(m);
+	}
+}
+
+/* The workqueue's work: transmit completion, from the service pass. */
+static void
+bsdnull_txwork(struct work *wk, void *arg)
+{
+	struct bsdnull_softc *sc = arg;
+
+	bsdnull_txflush(sc);
+	atomic_inc_64(&sc->sc_txworks);
 }
 
 /* Transmit: everything queued is "sent" at once and freed. */
@@ -303,7 +392,7 @@ bsdnull_start(struct ifnet *ifp)
 		bpf_mtap(ifp, m, BPF_D_OUT);
 		pkts++;
 		bytes += (uint64_t)m->m_pkthdr.len;
-		m_freem(m);
+		bsdnull_txdone(sc, m);
 	}
 	if_statadd(ifp, if_opackets, pkts);
 	if_statadd(ifp, if_obytes, bytes);
@@ -336,7 +425,7 @@ bsdnull_transmit(struct ifnet *ifp, struct mbuf *m)
 		bpf_mtap(ifp, m, BPF_D_OUT);
 		pkts++;
 		bytes += (uint64_t)m->m_pkthdr.len;
-		m_freem(m);
+		bsdnull_txdone(sc, m);
 	}
 	mutex_exit(sc->sc_txlock);
 	if_statadd(ifp, if_opackets, pkts);
@@ -353,7 +442,7 @@ bsdnull_rxpoll(void *arg, int budget)
 	struct ifnet *ifp = &sc->sc_ethercom.ec_if;
 	struct if_percpuq *ipq = ifp->if_percpuq;
 	struct mbuf *m;
-	const int size = sc->sc_size;
+	const int size = atomic_load_relaxed(&sc->sc_size);
 	int n;
 
 	bsdnull_enter(sc, &sc->sc_ev_rxpoll);
@@ -419,4 +508,74 @@ bsdnull_ioctl(struct ifnet *ifp, u_long cmd, void *data)
 	splx(s);
 	bsdnull_leave(sc);
 	return error;
+}
+
+/*
+ * hw.<xname> and its leaves.  A failure leaves no node behind: whatever
+ * was made goes with the log.
+ */
+static void
+bsdnull_sysctl_attach(struct bsdnull_softc *sc)
+{
+	struct sysctllog **log = &sc->sc_sysctllog;
+	const struct sysctlnode *rnode, *cnode;
+	int error;
+
+	error = sysctl_createv(log, 0, NULL, &rnode, 0, CTLTYPE_NODE,
+	    device_xname(sc->sc_dev), SYSCTL_DESCR("bsdnull controls"),
+	    NULL, 0, NULL, 0, CTL_HW, CTL_CREATE, CTL_EOL);
+	if (error)
+		goto bad;
+	error = sysctl_createv(log, 0, &rnode, &cnode, CTLFLAG_READWRITE,
+	    CTLTYPE_BOOL, "tx_defer",
+	    SYSCTL_DESCR("Free sent packets from a workqueue, not at once"),
+	    NULL, 0, &sc->sc_txdefer, 0, CTL_CREATE, CTL_EOL);
+	if (error)
+		goto bad;
+	error = sysctl_createv(log, 0, &rnode, &cnode, CTLFLAG_READONLY,
+	    CTLTYPE_QUAD, "tx_works",
+	    SYSCTL_DESCR("Transmit completion works run"),
+	    bsdnull_sysctl_txworks, 0, (void *)sc, 0, CTL_CREATE, CTL_EOL);
+	if (error)
+		goto bad;
+	error = sysctl_createv(log, 0, &rnode, &cnode, CTLFLAG_READWRITE,
+	    CTLTYPE_INT, "size",
+	    SYSCTL_DESCR("Length of received frames in bytes (14..2048)"),
+	    bsdnull_sysctl_size, 0, (void *)sc, 0, CTL_CREATE, CTL_EOL);
+	if (error)
+		goto bad;
+	return;
+bad:
+	aprint_error_dev(sc->sc_dev, "unable to create sysctl nodes: %d\n",
+	    error);
+	sysctl_teardown(log);
+}
+
+static int
+bsdnull_sysctl_txworks(SYSCTLFN_ARGS)
+{
+	struct sysctlnode node = *rnode;
+	struct bsdnull_softc *sc = node.sysctl_data;
+	uint64_t works = atomic_load_relaxed(&sc->sc_txworks);
+
+	node.sysctl_data = &works;
+	return sysctl_lookup(SYSCTLFN_CALL(&node));
+}
+
+static int
+bsdnull_sysctl_size(SYSCTLFN_ARGS)
+{
+	struct sysctlnode node = *rnode;
+	struct bsdnull_softc *sc = node.sysctl_data;
+	int size = atomic_load_relaxed(&sc->sc_size);
+	int error;
+
+	node.sysctl_data = &size;
+	error = sysctl_lookup(SYSCTLFN_CALL(&node));
+	if (error || newp == NULL)
+		return error;
+	if (size < BSDNULL_MINSIZE || size > MCLBYTES)
+		return EINVAL;
+	atomic_store_relaxed(&sc->sc_size, size);
+	return 0;
 }

@@ -21,6 +21,7 @@
 #define EBUSY		16
 #define EEXIST		17
 #define ENODEV		19
+#define ENOTDIR		20
 #define EFBIG		27
 #define EINVAL		22
 #define ENOSPC		28

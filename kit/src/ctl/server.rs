@@ -14,7 +14,7 @@
 //! | `{"cmd":"umount","if":"IF"}` | `pool_available` after the detach |
 //! | `{"cmd":"ifconfig"[,"if":"IF"][,"args":[WORDS]]}` | `interfaces`: listing after any change |
 //! | `{"cmd":"nicinfo","if":"IF"}` | `nic`: driver, PCI facts, queues, offloads, link, counters |
-//! | `{"cmd":"sysctl"[,"name":"N"][,"value":"V"]}` | `values`: `[{name, value, writable}]` |
+//! | `{"cmd":"sysctl"[,"name":"N"][,"value":"V"]}` | `values`: `[{name, value, writable[, description]}]` (a description for drivers' `net.if.IF.drv.*` nodes) |
 //! | `{"cmd":"netstat"}` | `sockets`, `routes`, `interfaces` |
 //! | `{"cmd":"fw","args":[WORDS]}` | `rules`, `policy`, `active`, `hooks` (see [`super::fw`]) |
 //! | `{"cmd":"tcpdump","if":"IF"[,"filter":"EXPR"][,"count":N][,"snaplen":N][,"queue":N]}` | line `start`, lines `pkt` (one per frame), then `captured`, `received`, `dropped` (see [`super::capture`]) |

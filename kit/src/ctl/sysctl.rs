@@ -13,10 +13,19 @@
 //! net.if.IF.promisc, net.if.IF.up                  rw  0|1
 //! net.if.IF.flags|mac|driver|link|speed_mbps|stack_drops|tx_pending          ro
 //! net.if.IF.rxq.N.packets|bytes|errors|drops, net.if.IF.txq.N....            ro
+//! net.if.IF.drv.PATH                               rw|ro  the driver's own tunables
 //! net.inet.services                                ro  built-in services
 //! ctl.pool_check_ms                                rw  pool-exhaustion check period
 //! ctl.bad_requests, ctl.refused, ctl.events_dropped                           ro
 //! ```
+//!
+//! `net.if.IF.drv.*` are what the driver lists in
+//! [`Driver::tunables`](pktkit_native::Driver::tunables): for a ported
+//! NetBSD driver, the sysctl(9) leaves it made below its device node
+//! (`hw.bnull0.tx_defer` is `net.if.bnull0.drv.tx_defer`). They are read
+//! and set through the interface's driver lock, as `control` requests are;
+//! a value the driver refuses is reported with its reason and changes
+//! nothing. Their descriptions come with them (`description` in `--json`).
 
 use std::sync::atomic::Ordering;
 
@@ -25,11 +34,12 @@ use serde_json::{json, Map, Value};
 use super::server::Ctx;
 use crate::runtime::Fallback;
 
-/// One node: name, value, writable.
+/// One node: name, value, writable, and what it means (drivers' nodes).
 struct Node {
     name: String,
     value: String,
     writable: bool,
+    description: String,
 }
 
 fn ro(name: impl Into<String>, value: impl ToString) -> Node {
@@ -37,6 +47,7 @@ fn ro(name: impl Into<String>, value: impl ToString) -> Node {
         name: name.into(),
         value: value.to_string(),
         writable: false,
+        description: String::new(),
     }
 }
 
@@ -131,6 +142,14 @@ fn collect(ctx: &Ctx) -> Vec<Node> {
                 stack.with_proto(|n| n.tx_pending(i.index)),
             ),
         ]);
+        for t in i.with_driver(|d| d.tunables()) {
+            v.push(Node {
+                name: format!("{base}.drv.{}", t.name),
+                value: t.value,
+                writable: t.writable,
+                description: t.description,
+            });
+        }
         for (dir, qs) in [("rxq", &c.rx_queues), ("txq", &c.tx_queues)] {
             for (n, q) in qs.iter().enumerate() {
                 let b = format!("{base}.{dir}.{n}");
@@ -198,10 +217,19 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<(), String> {
     let Some(rest) = name.strip_prefix("net.if.") else {
         return Err(format!("sysctl {name} is read-only"));
     };
+    let stack = &ctx.stack;
+    if let Some((ifname, path)) = rest.split_once(".drv.") {
+        let iface = stack.interface(ifname).map_err(|e| e.to_string())?;
+        return iface
+            .with_driver(|d| d.set_tunable(path, value))
+            .map_err(|e| match e {
+                pktkit_native::DriverError::BadOption { why, .. } => bad(why),
+                e => format!("{name}: {e}"),
+            });
+    }
     let Some((ifname, leaf)) = rest.rsplit_once('.') else {
         return Err(format!("sysctl {name} is read-only"));
     };
-    let stack = &ctx.stack;
     let iface = stack.interface(ifname).map_err(|e| e.to_string())?;
     match leaf {
         "mtu" => {
@@ -225,7 +253,11 @@ fn set(ctx: &Ctx, name: &str, value: &str) -> Result<(), String> {
 }
 
 fn node_json(n: &Node) -> Value {
-    json!({"name": n.name, "value": n.value, "writable": n.writable})
+    let mut v = json!({"name": n.name, "value": n.value, "writable": n.writable});
+    if !n.description.is_empty() {
+        v["description"] = Value::String(n.description.clone());
+    }
+    v
 }
 
 /// A `sysctl` request: everything, one node or a subtree (`name`), or a

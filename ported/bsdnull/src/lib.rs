@@ -2,7 +2,8 @@
 //! and run through compat-bsd. It mirrors the native null driver so that
 //! `pktkit bench fwd` can compare the ported-driver path with the native
 //! one, and it doubles as the instrumented driver of the execution-model
-//! tests (`check=1`).
+//! tests (`check=1`) and the worked example of workqueue(9) and sysctl(9)
+//! (`net.if.bnull0.drv.tx_defer`, `tx_works`, `size`).
 
 use pktkit_bsd::{Bus, CfAttach, PortedDriver};
 use pktkit_native::{AttachArgs, Driver, DriverError, DriverFactory, OptionSpec};

@@ -233,3 +233,112 @@ fn device_lookup_finds_the_attached_unit_and_forgets_it_at_detach() {
     drop(drv);
     assert!(lookup(7).is_null(), "forgotten at detach");
 }
+
+/// The driver's sysctl leaves, by name: (value, writable).
+fn tunables(drv: &mut Box<dyn Driver>) -> BTreeMap<String, (String, bool)> {
+    drv.tunables()
+        .into_iter()
+        .map(|t| (t.name, (t.value, t.writable)))
+        .collect()
+}
+
+fn tx_some(q: &mut pktkit_native::Queues, p: &Pool, owner: OwnerId, n: usize) {
+    let mut b = PacketBatch::new();
+    for _ in 0..n {
+        b.push(Mbuf::from_slice(p, owner, &[0u8; 60]).expect("buf"))
+            .expect("room");
+    }
+    assert_eq!(q.tx[0].tx_burst(&mut b), n);
+}
+
+#[test]
+fn sysctl_leaves_are_listed_read_and_set_under_the_device_node() {
+    let p = pool("bsdnull-sysctl", 256);
+    let (mut drv, _owner) = attach(&p, &[("size", "100")]);
+    let t = tunables(&mut drv);
+    assert_eq!(
+        t.keys().collect::<Vec<_>>(),
+        ["size", "tx_defer", "tx_works"],
+        "{t:?}"
+    );
+    assert_eq!(t["size"], ("100".into(), true), "read through the handler");
+    assert_eq!(t["tx_defer"], ("0".into(), true));
+    assert_eq!(t["tx_works"], ("0".into(), false));
+    let described = drv.tunables();
+    assert!(described
+        .iter()
+        .any(|t| t.name == "tx_defer" && t.description.contains("workqueue")));
+
+    drv.set_tunable("size", "128")
+        .expect("size through the handler");
+    let mut q = drv.start().expect("start");
+    let mut batch = PacketBatch::with_limit(4);
+    assert_eq!(q.rx[0].rx_burst(&mut batch), 4);
+    assert!(
+        batch.iter().all(|m| m.pkt_len() == 128),
+        "the handler's write reached the driver"
+    );
+    batch.free_all();
+
+    // Refusals change nothing and say why.
+    let refused = |drv: &mut Box<dyn Driver>, name: &str, value: &str, why: &str| {
+        let e = drv.set_tunable(name, value).expect_err(value).to_string();
+        assert!(e.contains(why), "{name}={value}: {e}");
+    };
+    refused(&mut drv, "size", "5", "EINVAL");
+    refused(&mut drv, "size", "big", "expected a 32-bit integer");
+    refused(&mut drv, "tx_defer", "2", "expected 0 or 1");
+    refused(&mut drv, "tx_works", "7", "read-only");
+    refused(&mut drv, "no_such", "1", "no sysctl node 'no_such'");
+    let t = tunables(&mut drv);
+    assert_eq!(t["size"].0, "128");
+    assert_eq!(t["tx_defer"].0, "0");
+    assert_eq!(t["tx_works"].0, "0");
+    drv.stop(q);
+}
+
+#[test]
+fn tx_defer_frees_sent_packets_from_the_workqueue_in_service() {
+    for mpsafe in ["0", "1"] {
+        let p = pool(&format!("bsdnull-wq{mpsafe}"), 512);
+        let (mut drv, owner) = attach(&p, &[("mpsafe", mpsafe)]);
+        let mut q = drv.start().expect("start");
+        drv.set_tunable("tx_defer", "1").expect("tx_defer");
+        assert_eq!(tunables(&mut drv)["tx_defer"].0, "1");
+
+        tx_some(&mut q, &p, owner, 10);
+        assert_eq!(p.held_by(owner), 10, "sent packets wait for the work");
+        tx_some(&mut q, &p, owner, 5);
+        assert_eq!(p.held_by(owner), 15, "one work for both bursts");
+        let fd = drv.service_fd().expect("service fd");
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one live pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 1000) };
+        assert_eq!(ready, 1, "enqueueing the work made the service fd readable");
+        drv.service();
+        assert_eq!(p.held_by(owner), 0, "the work freed them");
+        let t = tunables(&mut drv);
+        assert_eq!(t["tx_works"].0, "1", "mpsafe={mpsafe}: {t:?}");
+        let extra = drv.counters().extra;
+        let count = |key: &str| extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+        assert_eq!(count("workqueue bnull0 works"), Some(1));
+        assert_eq!(count("workqueue bnull0 double enqueues"), Some(0));
+
+        // Pending at stop: workqueue_wait in the driver's stop runs it.
+        tx_some(&mut q, &p, owner, 7);
+        assert_eq!(p.held_by(owner), 7);
+        drv.stop(q);
+        assert_eq!(p.held_by(owner), 0, "stop waited for the work");
+        assert_eq!(tunables(&mut drv)["tx_works"].0, "2");
+
+        drv.set_tunable("tx_defer", "0").expect("off");
+        let mut q = drv.start().expect("restart");
+        tx_some(&mut q, &p, owner, 3);
+        assert_eq!(p.held_by(owner), 0, "freed at once again");
+        drv.stop(q);
+    }
+}

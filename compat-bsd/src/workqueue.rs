@@ -1,0 +1,335 @@
+//! workqueue(9) (`<sys/workqueue.h>`): deferred work in thread context,
+//! run from the device's service pass.
+//!
+//! The runtime owns every thread, so a queue has no thread of its own:
+//! `workqueue_enqueue` appends the work and signals the device's softint
+//! eventfd, and the next `service` call runs the queues ([`run_works`])
+//! after the softints, each queue in FIFO order. As for softints, a work
+//! runs under the driver's lock: the runtime's driver lock for a
+//! serialized driver, the device's giant lock for an MP-safe driver whose
+//! queue lacks `WQ_MPSAFE`.
+//!
+//! The works of one queue never run at the same time (NetBSD gives a
+//! queue one thread): whoever runs one -- the service pass, or
+//! `workqueue_wait` inline -- marks it `running` under the queue's mutex
+//! first, and the others wait on the queue's condition variable.
+//!
+//! Driver bugs are survived, not trusted: a work enqueued while still
+//! queued is counted and ignored (the queue stays a list of distinct
+//! works); a queue destroyed with works pending drops them with an error
+//! in the log.
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::os::fd::AsRawFd;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
+
+use crate::ctx::{self, lock, DevCtx, Entered};
+use crate::sys;
+
+/// A driver's work function: `func(work, arg)`.
+pub type WorkFn = unsafe extern "C" fn(*mut sys::work, *mut c_void);
+
+/// What a queue holds, behind its mutex.
+#[derive(Default)]
+struct State {
+    /// Works waiting, oldest first (addresses of `struct work`).
+    queue: VecDeque<usize>,
+    /// The work running and the thread running it.
+    running: Option<(usize, ThreadId)>,
+}
+
+/// One `struct workqueue`.
+pub struct WorkQueue {
+    /// Its name, for messages and counters.
+    pub name: String,
+    func: WorkFn,
+    arg: *mut c_void,
+    /// `WQ_MPSAFE`: runs without the driver's lock.
+    pub mpsafe: bool,
+    ctx: *const DevCtx,
+    state: Mutex<State>,
+    idle: Condvar,
+    /// Works run.
+    pub ran: AtomicU64,
+    /// Enqueues of a work that was still queued (ignored).
+    pub double_enqueues: AtomicU64,
+}
+
+// SAFETY: `arg` and `ctx` are handed back to the driver's own code, whose
+// access is serialized as the module documentation says; the rest is
+// behind the mutex or atomic.
+unsafe impl Send for WorkQueue {}
+// SAFETY: as for Send.
+unsafe impl Sync for WorkQueue {}
+
+impl WorkQueue {
+    /// Runs `wk`, marked running by the caller, under the driver's lock
+    /// rules; then marks the queue idle.
+    fn run(&self, ctx: &DevCtx, wk: usize) {
+        {
+            let _e = Entered::new(ctx);
+            let _giant = ctx.giant_for(self.mpsafe);
+            // SAFETY: the driver's work function with a work it enqueued
+            // (it lives in its softc until the queue no longer holds it).
+            unsafe { (self.func)(wk as *mut sys::work, self.arg) };
+        }
+        self.ran.fetch_add(1, Ordering::Relaxed);
+        lock(&self.state).running = None;
+        self.idle.notify_all();
+    }
+
+    /// Takes the oldest work once no other thread runs one; marks it
+    /// running by this thread. `None` when the queue is empty.
+    fn take(&self) -> Option<usize> {
+        let mut st = lock(&self.state);
+        while st.running.is_some() {
+            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        let wk = st.queue.pop_front()?;
+        st.running = Some((wk, std::thread::current().id()));
+        Some(wk)
+    }
+
+    /// Works waiting.
+    pub fn pending(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+}
+
+/// # Safety
+/// `wq` must be null or come from `workqueue_create` and not be destroyed.
+unsafe fn queue<'a>(wq: *mut sys::workqueue) -> Option<&'a WorkQueue> {
+    // SAFETY: forwarded contract: the handle is an `Arc<WorkQueue>`'s
+    // pointer, kept alive by the device's list until destroy.
+    unsafe { wq.cast::<WorkQueue>().cast_const().as_ref() }
+}
+
+/// `workqueue_create(9)`: a queue of the device being attached. Returns
+/// `EINVAL` without a handler or result pointer, `ENXIO` outside a driver
+/// entry (there is no device whose service could run it).
+///
+/// # Safety
+/// `wqp` must be writable; `name` null or a C string.
+#[no_mangle]
+pub unsafe extern "C" fn workqueue_create(
+    wqp: *mut *mut sys::workqueue,
+    name: *const c_char,
+    func: Option<WorkFn>,
+    arg: *mut c_void,
+    _prio: c_int,
+    _ipl: c_int,
+    flags: c_int,
+) -> c_int {
+    let name = if name.is_null() {
+        "workqueue".to_owned()
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (Some(func), false) = (func, wqp.is_null()) else {
+        log::error!(target: "bsd", "workqueue_create {name}: no work function or result pointer");
+        return libc::EINVAL;
+    };
+    let Some(ctx) = ctx::current() else {
+        log::error!(target: "bsd", "workqueue_create {name}: outside a driver entry");
+        return libc::ENXIO;
+    };
+    let wq = Arc::new(WorkQueue {
+        name,
+        func,
+        arg,
+        mpsafe: flags as u32 & sys::WQ_MPSAFE != 0,
+        ctx,
+        state: Mutex::new(State::default()),
+        idle: Condvar::new(),
+        ran: AtomicU64::new(0),
+        double_enqueues: AtomicU64::new(0),
+    });
+    // SAFETY: forwarded contract.
+    unsafe { *wqp = Arc::as_ptr(&wq).cast_mut().cast() };
+    lock(&ctx.workqueues).push(wq);
+    0
+}
+
+/// `workqueue_enqueue(9)`: appends `wk` and wakes the service. A work
+/// still queued is counted and left where it is.
+///
+/// # Safety
+/// `wq` must come from `workqueue_create`; `wk` must stay valid until it
+/// has run (or the queue is destroyed).
+#[no_mangle]
+pub unsafe extern "C" fn workqueue_enqueue(
+    wq: *mut sys::workqueue,
+    wk: *mut sys::work,
+    _ci: *mut c_void,
+) {
+    // SAFETY: forwarded contract.
+    let (Some(q), false) = (unsafe { queue(wq) }, wk.is_null()) else {
+        log::error!(target: "bsd", "workqueue_enqueue: no queue or no work");
+        return;
+    };
+    {
+        let mut st = lock(&q.state);
+        if st.queue.contains(&(wk as usize)) {
+            drop(st);
+            let n = q.double_enqueues.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 {
+                log::warn!(
+                    target: "bsd",
+                    "workqueue {}: work {wk:p} enqueued while still queued (ignored, counted)",
+                    q.name
+                );
+            }
+            return;
+        }
+        st.queue.push_back(wk as usize);
+    }
+    // SAFETY: the context outlives its queues.
+    if let Some(c) = unsafe { q.ctx.as_ref() } {
+        ctx::signal(c.softint_fd.as_raw_fd());
+    }
+}
+
+/// `workqueue_wait(9)`: returns once `wk` is neither queued nor running.
+/// A queued `wk` is run here, after the works queued before it (FIFO
+/// holds); one running on another thread is waited for. Waiting for the
+/// work this very thread runs would never return: logged and refused.
+///
+/// # Safety
+/// `wq` must come from `workqueue_create`.
+#[no_mangle]
+pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::work) {
+    // SAFETY: forwarded contract.
+    let Some(q) = (unsafe { queue(wq) }) else {
+        return;
+    };
+    // SAFETY: the context outlives its queues.
+    let Some(ctx) = (unsafe { q.ctx.as_ref() }) else {
+        return;
+    };
+    let me = std::thread::current().id();
+    let wk = wk as usize;
+    loop {
+        let mut st = lock(&q.state);
+        match st.running {
+            Some((w, t)) if t == me => {
+                log::error!(
+                    target: "bsd",
+                    "workqueue {}: workqueue_wait from inside work {w:#x} (would deadlock; refused)",
+                    q.name
+                );
+                return;
+            }
+            // Another thread runs a work of this queue (`wk` or one
+            // before it): wait for it, then look again.
+            Some(_) => {
+                while st.running.is_some() {
+                    st = q.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            None => {
+                if !st.queue.contains(&wk) {
+                    return;
+                }
+                let Some(next) = st.queue.pop_front() else {
+                    return;
+                };
+                st.running = Some((next, me));
+                drop(st);
+                q.run(ctx, next);
+            }
+        }
+    }
+}
+
+/// `workqueue_destroy(9)`: forgets the queue. Works still queued are a
+/// driver bug: they are dropped (never run) and logged. A work running on
+/// another thread is waited for first.
+///
+/// # Safety
+/// `wq` must come from `workqueue_create`; it is invalid afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
+    // SAFETY: forwarded contract.
+    let Some(q) = (unsafe { queue(wq) }) else {
+        return;
+    };
+    let me = std::thread::current().id();
+    {
+        let mut st = lock(&q.state);
+        while st.running.is_some_and(|(_, t)| t != me) {
+            st = q.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if !st.queue.is_empty() {
+            log::error!(
+                target: "bsd",
+                "workqueue {}: destroyed with {} work(s) pending (dropped, never run)",
+                q.name,
+                st.queue.len()
+            );
+            st.queue.clear();
+        }
+    }
+    // SAFETY: the context outlives its queues.
+    if let Some(c) = unsafe { q.ctx.as_ref() } {
+        lock(&c.workqueues).retain(|w| !ptr::eq(Arc::as_ptr(w), q));
+    }
+}
+
+/// Runs the works queued on `ctx`'s queues when the pass began, each
+/// queue in FIFO order; returns how many ran. Works enqueued meanwhile
+/// (a work that re-enqueues itself) wait for the next pass, which the
+/// softint eventfd is signalled for, so one pass stays bounded.
+pub fn run_works(ctx: &DevCtx) -> usize {
+    let queues: Vec<Arc<WorkQueue>> = lock(&ctx.workqueues).clone();
+    let mut ran = 0;
+    for q in &queues {
+        for _ in 0..q.pending() {
+            let Some(wk) = q.take() else { break };
+            q.run(ctx, wk);
+            ran += 1;
+        }
+    }
+    if queues.iter().any(|q| q.pending() > 0) {
+        ctx::signal(ctx.softint_fd.as_raw_fd());
+    }
+    ran
+}
+
+/// `(name, count)` of each queue's counters, for the device's counters.
+pub fn counters(ctx: &DevCtx) -> Vec<(String, u64)> {
+    let mut v = Vec::new();
+    for q in lock(&ctx.workqueues).iter() {
+        v.push((
+            format!("workqueue {} works", q.name),
+            q.ran.load(Ordering::Relaxed),
+        ));
+        v.push((
+            format!("workqueue {} double enqueues", q.name),
+            q.double_enqueues.load(Ordering::Relaxed),
+        ));
+    }
+    v
+}
+
+/// Drops every queue of `ctx` (the device is gone); pending works are
+/// dropped with an error in the log, as `workqueue_destroy` does.
+pub fn forget_all(ctx: &DevCtx) {
+    let queues = std::mem::take(&mut *lock(&ctx.workqueues));
+    for q in queues {
+        let n = q.pending();
+        if n > 0 {
+            log::error!(
+                target: "bsd",
+                "workqueue {}: not destroyed at detach; {n} work(s) dropped",
+                q.name
+            );
+        }
+    }
+}
