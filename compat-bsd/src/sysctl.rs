@@ -343,6 +343,18 @@ impl Tree {
         self.entries.is_empty()
     }
 
+    /// The MIB of a node: its number and its parents', from the top.
+    fn mib(&self, node: *const sys::sysctlnode) -> Vec<c_int> {
+        let mut mib = Vec::new();
+        let mut n = node;
+        while let Some(e) = self.find(n) {
+            mib.push(e.node.sysctl_num);
+            n = e.node.sysctl_parent;
+        }
+        mib.reverse();
+        mib
+    }
+
     /// The dotted path of a node from the top (`hw.bnull0.size`).
     fn path(&self, node: *const sys::sysctlnode) -> String {
         let mut parts = Vec::new();
@@ -510,12 +522,16 @@ pub unsafe extern "C" fn sysctl_teardown(logp: *mut *mut sys::sysctllog) {
     }
 }
 
-/// The value of a node's variable, as text.
+/// A value of type `ty` held in the `size` bytes at `data`, as text;
+/// no more than `size` bytes are read (fewer than the type's size: an
+/// empty value).
 ///
 /// # Safety
-/// `data` must point to a value of the node's type (for a string, `size`
-/// bytes, or a NUL-terminated string when `size` is 0).
+/// `data` must point to `size` readable bytes.
 unsafe fn format_value(ty: u32, data: *const c_void, size: usize) -> String {
+    if value_size(ty).is_some_and(|want| size < want) {
+        return String::new();
+    }
     // SAFETY: forwarded contract; unaligned reads because a handler's
     // buffer or a packed softc need not be aligned.
     unsafe {
@@ -524,13 +540,6 @@ unsafe fn format_value(ty: u32, data: *const c_void, size: usize) -> String {
             sys::CTLTYPE_BOOL => u8::from(ptr::read_unaligned(data.cast::<u8>()) != 0).to_string(),
             sys::CTLTYPE_QUAD => ptr::read_unaligned(data.cast::<u64>()).to_string(),
             _ => {
-                // Size 0: a string whose buffer size the driver did not
-                // give; read up to its NUL, within a sane bound.
-                let size = if size == 0 {
-                    libc::strnlen(data.cast(), MAX_STRING)
-                } else {
-                    size
-                };
                 let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size);
                 let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
                 String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -539,11 +548,13 @@ unsafe fn format_value(ty: u32, data: *const c_void, size: usize) -> String {
     }
 }
 
-/// `sysctl_lookup(9)`: copies the node's value out to `oldp` (when given;
-/// `*oldlenp` becomes its size) and a new value in from `newp` (when
-/// given). EPERM for a new value on a read-only node, EINVAL for one of
-/// the wrong size or a bool that is not 0 or 1, ENOMEM when `oldp` is
-/// too small.
+/// `sysctl_lookup(9)`: copies the node's value out to `oldp` (when given:
+/// at most `*oldlenp` bytes; `*oldlenp` becomes the value's full size, so
+/// a short buffer gets a truncated value, as in NetBSD, where the system
+/// call and not `sysctl_lookup` answers ENOMEM) and a new value in from
+/// `newp` (when given with `newlen` > 0). EINVAL when `namelen` is not 0
+/// (a leaf has no names below it), EPERM for a new value on a read-only
+/// node, EINVAL for one of the wrong size or a bool that is not 0 or 1.
 ///
 /// # Safety
 /// The NetBSD calling convention: `rnode` a node (or a copy of one) whose
@@ -552,7 +563,7 @@ unsafe fn format_value(ty: u32, data: *const c_void, size: usize) -> String {
 #[no_mangle]
 pub unsafe extern "C" fn sysctl_lookup(
     _name: *const c_int,
-    _namelen: c_uint,
+    namelen: c_uint,
     oldp: *mut c_void,
     oldlenp: *mut usize,
     newp: *const c_void,
@@ -565,6 +576,9 @@ pub unsafe extern "C" fn sysctl_lookup(
     let Some(node) = (unsafe { rnode.as_ref() }) else {
         return libc::EINVAL;
     };
+    if namelen != 0 {
+        return libc::EINVAL;
+    }
     let ty = type_of(node.sysctl_flags);
     let data = node.sysctl_data;
     if data.is_null() || ty == sys::CTLTYPE_NODE {
@@ -584,19 +598,19 @@ pub unsafe extern "C" fn sysctl_lookup(
             (len + 1).min(cap)
         }
     };
+    // NetBSD dereferences oldlenp unconditionally; null is tolerated
+    // here (no read) so a careless caller cannot crash the process.
     if !oldlenp.is_null() {
         if !oldp.is_null() {
-            // SAFETY: forwarded contract.
-            if unsafe { *oldlenp } < size {
-                return libc::ENOMEM;
-            }
-            // SAFETY: both buffers hold at least `size` bytes.
-            unsafe { ptr::copy_nonoverlapping(data.cast::<u8>(), oldp.cast::<u8>(), size) };
+            // SAFETY: forwarded contract: oldp holds *oldlenp bytes.
+            let n = size.min(unsafe { *oldlenp });
+            // SAFETY: both buffers hold at least `n` bytes.
+            unsafe { ptr::copy_nonoverlapping(data.cast::<u8>(), oldp.cast::<u8>(), n) };
         }
         // SAFETY: forwarded contract.
         unsafe { *oldlenp = size };
     }
-    if newp.is_null() {
+    if newp.is_null() || newlen == 0 {
         return 0;
     }
     if !writable(node) || ty == sys::CTLTYPE_STRING {
@@ -651,38 +665,42 @@ pub fn leaves(ctx: &DevCtx, xname: &str) -> Vec<Leaf> {
         .collect()
 }
 
-/// A copy of `leaf`'s node, if it is still one of `ctx`'s tree.
-fn live(ctx: &DevCtx, leaf: &Leaf) -> Option<sys::sysctlnode> {
+/// A copy of `leaf`'s node and its MIB (the numbers from the top down to
+/// it), if it is still one of `ctx`'s tree.
+fn live(ctx: &DevCtx, leaf: &Leaf) -> Option<(sys::sysctlnode, Vec<c_int>)> {
     let tree = lock(&ctx.sysctl);
-    tree.find(leaf.node as *const sys::sysctlnode)
-        .map(|e| e.node)
+    let node = tree.find(leaf.node as *const sys::sysctlnode)?.node;
+    Some((node, tree.mib(leaf.node as *const sys::sysctlnode)))
 }
 
-/// Calls a node's handler the NetBSD way.
+/// Calls a node's handler as NetBSD's dispatch calls a leaf's: `name`
+/// past the end of the full MIB with `namelen` 0, `oname` the full MIB,
+/// a valid `oldlenp` (`*oldlen`; 0 when not reading), no lwp.
 ///
 /// # Safety
 /// `node` must be a live node of a device entered by the caller, under the
-/// driver's lock; the buffers as for [`sysctl_lookup`].
+/// driver's lock, and `mib` its MIB; the buffers as for [`sysctl_lookup`].
 unsafe fn call(
     f: Handler,
     node: *const sys::sysctlnode,
+    mib: &[c_int],
     oldp: *mut c_void,
-    oldlenp: *mut usize,
+    oldlen: &mut usize,
     newp: *const c_void,
     newlen: usize,
 ) -> c_int {
-    // SAFETY: node is live.
-    let num = unsafe { (*node).sysctl_num };
-    // SAFETY: forwarded contract; the name is the node's own number.
+    let names = mib.as_ptr_range();
+    // SAFETY: forwarded contract; `names.end` is one past the MIB, never
+    // read since namelen is 0.
     unsafe {
         f(
-            &num,
-            1,
+            names.end,
+            0,
             oldp,
-            oldlenp,
+            oldlen,
             newp,
             newlen,
-            &num,
+            names.start,
             ptr::null_mut(),
             node,
         )
@@ -690,30 +708,58 @@ unsafe fn call(
 }
 
 /// A leaf's value as text: through its handler when it has one (as
-/// `sysctl(8)` would read it), else from its variable. The caller has
-/// entered the device and holds the driver's lock.
+/// `sysctl(8)` would read it, into a buffer of `MAX_STRING` bytes; a
+/// larger value is an error, an empty one an empty string), else from its
+/// variable. The caller has entered the device and holds the driver's
+/// lock.
 pub fn read(ctx: &DevCtx, leaf: &Leaf) -> Result<String, String> {
-    let Some(node) = live(ctx, leaf) else {
+    let Some((node, mib)) = live(ctx, leaf) else {
         return Err("the node is gone".into());
     };
     let ty = type_of(node.sysctl_flags);
     let nodep = leaf.node as *const sys::sysctlnode;
     match node.sysctl_func {
         Some(f) => {
-            let mut buf = [0u8; 256];
+            let mut buf = vec![0u8; MAX_STRING];
             let mut len = buf.len();
-            // SAFETY: the caller's contract; buf is 256 writable bytes.
-            let e = unsafe { call(f, nodep, buf.as_mut_ptr().cast(), &mut len, ptr::null(), 0) };
+            // SAFETY: the caller's contract; buf is `len` writable bytes.
+            let e = unsafe {
+                call(
+                    f,
+                    nodep,
+                    &mib,
+                    buf.as_mut_ptr().cast(),
+                    &mut len,
+                    ptr::null(),
+                    0,
+                )
+            };
             if e != 0 {
                 return Err(format!("the driver's handler failed: {}", errno_name(e)));
             }
-            // SAFETY: the handler wrote `len` bytes of the node's type.
-            Ok(unsafe { format_value(ty, buf.as_ptr().cast(), len.min(buf.len())) })
+            if len > buf.len() {
+                return Err(format!(
+                    "the value is {len} bytes, over the {MAX_STRING} read"
+                ));
+            }
+            // SAFETY: the handler wrote `len` bytes (at most buf's) of the
+            // node's type; format_value reads no more than that.
+            Ok(unsafe { format_value(ty, buf.as_ptr().cast(), len) })
         }
         None if node.sysctl_data.is_null() => Err("the node has no value".into()),
-        // SAFETY: the node's variable, of its type, read under the
-        // driver's lock (the caller's contract).
-        None => Ok(unsafe { format_value(ty, node.sysctl_data, node.sysctl_size) }),
+        None => {
+            let size = if node.sysctl_size == 0 && value_size(ty).is_none() {
+                // A string whose buffer size the driver did not give: up
+                // to its NUL, within a sane bound.
+                // SAFETY: the node's string variable.
+                unsafe { libc::strnlen(node.sysctl_data.cast(), MAX_STRING) }
+            } else {
+                node.sysctl_size
+            };
+            // SAFETY: the node's variable, of its type and `size` bytes,
+            // read under the driver's lock (the caller's contract).
+            Ok(unsafe { format_value(ty, node.sysctl_data, size) })
+        }
     }
 }
 
@@ -723,7 +769,7 @@ pub fn read(ctx: &DevCtx, leaf: &Leaf) -> Result<String, String> {
 /// bound variable is written directly. Nothing changes on an error. The
 /// caller has entered the device and holds the driver's lock.
 pub fn write(ctx: &DevCtx, leaf: &Leaf, value: &str) -> Result<(), String> {
-    let Some(node) = live(ctx, leaf) else {
+    let Some((node, mib)) = live(ctx, leaf) else {
         return Err("the node is gone".into());
     };
     if !writable(&node) {
@@ -761,14 +807,18 @@ pub fn write(ctx: &DevCtx, leaf: &Leaf, value: &str) -> Result<(), String> {
         _ => return Err("read-only".into()),
     };
     let nodep = leaf.node as *const sys::sysctlnode;
+    // Not reading: no old buffer and a length of 0, but a valid pointer
+    // to it, as NetBSD gives.
+    let mut oldlen = 0usize;
     let e = match node.sysctl_func {
         // SAFETY: the caller's contract; buf holds `size` bytes.
         Some(f) => unsafe {
             call(
                 f,
                 nodep,
+                &mib,
                 ptr::null_mut(),
-                ptr::null_mut(),
+                &mut oldlen,
                 buf.as_ptr().cast(),
                 size,
             )
@@ -777,13 +827,13 @@ pub fn write(ctx: &DevCtx, leaf: &Leaf, value: &str) -> Result<(), String> {
         // written under the driver's lock (the caller's contract).
         None => unsafe {
             sysctl_lookup(
-                ptr::null(),
+                mib.as_ptr_range().end,
                 0,
                 ptr::null_mut(),
-                ptr::null_mut(),
+                &mut oldlen,
                 buf.as_ptr().cast(),
                 size,
-                ptr::null(),
+                mib.as_ptr(),
                 ptr::null_mut(),
                 nodep,
             )

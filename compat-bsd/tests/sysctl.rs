@@ -152,8 +152,27 @@ fn set(ctx: &DevCtx, name: &str, value: &str) -> Result<(), String> {
     sysctl::write(ctx, l, value)
 }
 
-/// A handler as wm(4) writes one: a copy of the node pointed at a local,
-/// `sysctl_lookup`, then the driver checks and applies the new value.
+/// What [`even_only`] saw when called for a node: namelen, `*oldlenp` on
+/// entry, the first three names of oname, and whether name pointed past
+/// them.
+type Seen = (c_uint, usize, [c_int; 3], bool);
+static SEEN: std::sync::Mutex<Vec<(usize, Seen)>> = std::sync::Mutex::new(Vec::new());
+
+/// What [`even_only`] saw on its last call for `node`.
+fn seen(node: *const sysctlnode) -> Seen {
+    let all = SEEN.lock().unwrap();
+    let last = all.iter().rev().find(|(n, _)| *n == node as usize);
+    last.expect("the handler was called").1
+}
+
+/// The `u_quad_t` argument that makes [`even_only`] answer with no bytes.
+const NO_BYTES: u64 = 1;
+
+/// A handler as wm(4) writes one: it reads `*oldlenp` and refuses names
+/// below the leaf as NetBSD handlers may (recording what it got, nodes
+/// three deep), then a copy of the node pointed at a local,
+/// `sysctl_lookup`, and the driver checks and applies the new value. A
+/// node made with [`NO_BYTES`] answers with no bytes at all.
 unsafe extern "C" fn even_only(
     name: *const c_int,
     namelen: c_uint,
@@ -165,8 +184,23 @@ unsafe extern "C" fn even_only(
     l: *mut sys::lwp,
     rnode: *const sysctlnode,
 ) -> c_int {
-    // SAFETY: the NetBSD convention: rnode is the node, its data our int.
+    // SAFETY: the NetBSD convention: oldlenp is always valid, oname holds
+    // the full MIB (three names for hw.dev0.LEAF) and name its end; rnode
+    // is the node, its data our int.
     unsafe {
+        let buflen = *oldlenp;
+        let mib = [*oname, *oname.add(1), *oname.add(2)];
+        let past = name == oname.add(3);
+        SEEN.lock()
+            .unwrap()
+            .push((rnode as usize, (namelen, buflen, mib, past)));
+        if namelen != 0 {
+            return libc::EINVAL;
+        }
+        if (*rnode).sysctl_qdata as u64 == NO_BYTES {
+            *oldlenp = 0;
+            return 0;
+        }
         let mut node = *rnode;
         let var = node.sysctl_data.cast::<i32>();
         let mut v = *var;
@@ -372,4 +406,132 @@ fn teardown_removes_exactly_the_nodes_of_its_log() {
         !ctx.sysctl.lock().unwrap().is_empty(),
         "the implicit hw node stays"
     );
+}
+
+#[test]
+fn handlers_are_called_the_netbsd_way() {
+    let ctx = setup("sysctl-convention");
+    let mut v: i32 = 4;
+    let mut log: *mut sysctllog = ptr::null_mut();
+    let (r, leaf) = {
+        let _e = Entered::new(&ctx);
+        let r = device_node(&mut log);
+        let p = (&mut v as *mut i32).cast();
+        let (e, leaf) = leaf_node(&mut log, r, RW, INT, c"strict", Some(even_only), 0, p, 4);
+        assert_eq!(e, 0);
+        (r, leaf)
+    };
+    // SAFETY: both nodes are live.
+    let mib = unsafe { [HW, (*r).sysctl_num, (*leaf).sysctl_num] };
+
+    assert_eq!(values(&ctx)["strict"], ("4".into(), true));
+    let (namelen, buflen, oname, past) = seen(leaf);
+    assert_eq!((namelen, oname, past), (0, mib, true));
+    assert!(buflen >= 4, "a read gives the buffer's length: {buflen}");
+
+    set(&ctx, "strict", "8").expect("a set through a handler");
+    assert_eq!(v, 8);
+    let (namelen, buflen, oname, past) = seen(leaf);
+    assert_eq!((namelen, buflen, oname, past), (0, 0, mib, true));
+    // SAFETY: log came from sysctl_createv.
+    unsafe { sysctl::sysctl_teardown(&mut log) };
+}
+
+#[test]
+fn lookup_truncates_a_short_read_and_refuses_names_below_a_leaf() {
+    let mut v: i32 = 0x0102_0304;
+    let node = sysctlnode {
+        sysctl_flags: sys::CTLTYPE_INT | sys::CTLFLAG_READWRITE,
+        sysctl_size: 4,
+        sysctl_data: (&mut v as *mut i32).cast(),
+        ..Default::default()
+    };
+    let mut out = [0u8; 4];
+    let mut len = 2usize;
+    let names = [1];
+    let lookup = |name: *const c_int,
+                  namelen,
+                  out: *mut c_void,
+                  len: *mut usize,
+                  new: *const c_void,
+                  newlen| {
+        // SAFETY: the buffers are live and as long as said.
+        unsafe {
+            sysctl::sysctl_lookup(
+                name,
+                namelen,
+                out,
+                len,
+                new,
+                newlen,
+                names.as_ptr(),
+                ptr::null_mut(),
+                &node,
+            )
+        }
+    };
+    // Too short a buffer: what fits is copied, the length says the size.
+    assert_eq!(
+        lookup(
+            ptr::null(),
+            0,
+            out.as_mut_ptr().cast(),
+            &mut len,
+            ptr::null(),
+            0
+        ),
+        0
+    );
+    assert_eq!(len, 4);
+    assert_eq!(out[..2], 0x0102_0304i32.to_ne_bytes()[..2]);
+    assert_eq!(out[2..], [0, 0], "nothing past the buffer's length");
+    // Names below a leaf.
+    assert_eq!(
+        lookup(
+            names.as_ptr(),
+            1,
+            out.as_mut_ptr().cast(),
+            &mut len,
+            ptr::null(),
+            0
+        ),
+        libc::EINVAL
+    );
+    // A new value of length 0 is no new value.
+    let new = 9i32;
+    let newp = (&new as *const i32).cast();
+    assert_eq!(
+        lookup(ptr::null(), 0, ptr::null_mut(), &mut len, newp, 0),
+        0
+    );
+    assert_eq!(v, 0x0102_0304);
+    assert_eq!(
+        lookup(ptr::null(), 0, ptr::null_mut(), &mut len, newp, 4),
+        0
+    );
+    assert_eq!(v, 9);
+}
+
+#[test]
+fn a_handler_answering_no_bytes_reads_as_an_empty_value() {
+    let ctx = setup("sysctl-empty");
+    let mut log: *mut sysctllog = ptr::null_mut();
+    // A string buffer whose first bytes are no NUL: an unbounded read
+    // would run past it.
+    let mut junk = [b'x'; 8];
+    {
+        let _e = Entered::new(&ctx);
+        let r = device_node(&mut log);
+        let p = junk.as_mut_ptr().cast();
+        for (ty, name) in [(STRING, c"s"), (INT, c"i"), (QUAD, c"q")] {
+            let e = leaf_node(&mut log, r, 0, ty, name, Some(even_only), NO_BYTES, p, 0).0;
+            assert_eq!(e, 0, "{name:?}");
+        }
+    }
+    let v = values(&ctx);
+    for name in ["s", "i", "q"] {
+        assert_eq!(v[name], (String::new(), false), "{name}");
+    }
+    // SAFETY: log came from sysctl_createv.
+    unsafe { sysctl::sysctl_teardown(&mut log) };
 }

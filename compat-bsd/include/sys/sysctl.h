@@ -9,7 +9,11 @@
  * in a global tree: the stack shows the leaves below the device node as
  * net.if.IFNAME.drv.PATH (`pktkit sysctl`), and sets the writable ones
  * under the driver's lock (serialized drivers: the runtime's lock; MP-safe
- * drivers: the device's giant lock).
+ * drivers: the device's giant lock).  A handler is called as NetBSD calls a
+ * leaf's: name past the end of the full MIB, namelen 0, oname the MIB, a
+ * valid oldlenp (0 when only setting), l NULL.  sysctl_lookup refuses
+ * names below a leaf (EINVAL), copies at most *oldlenp bytes out and sets
+ * *oldlenp to the value's size, and takes newlen 0 as no new value.
  *
  * Types: CTLTYPE_NODE, CTLTYPE_INT, CTLTYPE_BOOL, CTLTYPE_QUAD, and
  * CTLTYPE_STRING read-only.  A leaf with neither a variable nor a handler
