@@ -14,6 +14,16 @@
 //! `workqueue_wait` inline -- marks it `running` under the queue's mutex
 //! first, and the others wait on the queue's condition variable.
 //!
+//! Lock order: the driver's lock for the queue (the giant lock, see
+//! [`DevCtx::giant_for`]) before a work is claimed. A thread that claimed
+//! a work never waits for the giant lock, so a non-MP-safe path that holds
+//! the giant lock and waits in `workqueue_wait` cannot wait on a claimed
+//! work that waits on it.
+//!
+//! The C handle is the queue's `Arc` pointer; each call looks it up in
+//! the device's list and keeps a clone for its duration, so a work that
+//! destroys its own queue does not free it under the caller.
+//!
 //! Driver bugs are survived, not trusted: a work enqueued while still
 //! queued is counted and ignored (the queue stays a list of distinct
 //! works); a queue destroyed with works pending drops them with an error
@@ -67,12 +77,12 @@ unsafe impl Send for WorkQueue {}
 unsafe impl Sync for WorkQueue {}
 
 impl WorkQueue {
-    /// Runs `wk`, marked running by the caller, under the driver's lock
-    /// rules; then marks the queue idle.
+    /// Runs `wk`, marked running by the caller, who holds the driver's
+    /// lock for this queue (`ctx.giant_for(self.mpsafe)`, taken before
+    /// the claim); then marks the queue idle.
     fn run(&self, ctx: &DevCtx, wk: usize) {
         {
             let _e = Entered::new(ctx);
-            let _giant = ctx.giant_for(self.mpsafe);
             // SAFETY: the driver's work function with a work it enqueued
             // (it lives in its softc until the queue no longer holds it).
             unsafe { (self.func)(wk as *mut sys::work, self.arg) };
@@ -100,12 +110,32 @@ impl WorkQueue {
     }
 }
 
+/// The queue behind a C handle, kept alive for the caller: looked up in
+/// the list of the device entered (else of the device the handle names)
+/// and cloned. `None`, logged, for a null handle or a queue no longer in
+/// the list (destroyed).
+///
 /// # Safety
-/// `wq` must be null or come from `workqueue_create` and not be destroyed.
-unsafe fn queue<'a>(wq: *mut sys::workqueue) -> Option<&'a WorkQueue> {
-    // SAFETY: forwarded contract: the handle is an `Arc<WorkQueue>`'s
-    // pointer, kept alive by the device's list until destroy.
-    unsafe { wq.cast::<WorkQueue>().cast_const().as_ref() }
+/// `wq` must be null or come from `workqueue_create`; when no device is
+/// entered it must not be destroyed (its device is read from it).
+unsafe fn queue(wq: *mut sys::workqueue, what: &str) -> Option<Arc<WorkQueue>> {
+    let p = wq.cast::<WorkQueue>().cast_const();
+    let ctx = match ctx::current() {
+        Some(c) => Some(c),
+        // SAFETY: forwarded contract: a live handle is an
+        // `Arc<WorkQueue>`'s pointer; its context outlives it.
+        None => unsafe { p.as_ref().and_then(|q| q.ctx.as_ref()) },
+    };
+    let found = ctx.and_then(|c| {
+        lock(&c.workqueues)
+            .iter()
+            .find(|q| ptr::eq(Arc::as_ptr(q), p))
+            .cloned()
+    });
+    if found.is_none() {
+        log::error!(target: "bsd", "{what}: no such queue {wq:p} (destroyed?); ignored");
+    }
+    found
 }
 
 /// `workqueue_create(9)`: a queue of the device being attached. Returns
@@ -169,9 +199,12 @@ pub unsafe extern "C" fn workqueue_enqueue(
     wk: *mut sys::work,
     _ci: *mut c_void,
 ) {
+    if wk.is_null() {
+        log::error!(target: "bsd", "workqueue_enqueue: no work");
+        return;
+    }
     // SAFETY: forwarded contract.
-    let (Some(q), false) = (unsafe { queue(wq) }, wk.is_null()) else {
-        log::error!(target: "bsd", "workqueue_enqueue: no queue or no work");
+    let Some(q) = (unsafe { queue(wq, "workqueue_enqueue") }) else {
         return;
     };
     {
@@ -200,13 +233,15 @@ pub unsafe extern "C" fn workqueue_enqueue(
 /// A queued `wk` is run here, after the works queued before it (FIFO
 /// holds); one running on another thread is waited for. Waiting for the
 /// work this very thread runs would never return: logged and refused.
+/// The driver's lock for the queue is taken before a work is claimed (see
+/// the module documentation); a work run here may destroy the queue.
 ///
 /// # Safety
 /// `wq` must come from `workqueue_create`.
 #[no_mangle]
 pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::work) {
     // SAFETY: forwarded contract.
-    let Some(q) = (unsafe { queue(wq) }) else {
+    let Some(q) = (unsafe { queue(wq, "workqueue_wait") }) else {
         return;
     };
     // SAFETY: the context outlives its queues.
@@ -216,6 +251,7 @@ pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::w
     let me = std::thread::current().id();
     let wk = wk as usize;
     loop {
+        let giant = ctx.giant_for(q.mpsafe);
         let mut st = lock(&q.state);
         match st.running {
             Some((w, t)) if t == me => {
@@ -227,8 +263,10 @@ pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::w
                 return;
             }
             // Another thread runs a work of this queue (`wk` or one
-            // before it): wait for it, then look again.
+            // before it): wait for it, then look again. (It holds the
+            // driver's lock for the queue, so this thread does not.)
             Some(_) => {
+                drop(giant);
                 while st.running.is_some() {
                     st = q.idle.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
@@ -243,6 +281,7 @@ pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::w
                 st.running = Some((next, me));
                 drop(st);
                 q.run(ctx, next);
+                drop(giant);
             }
         }
     }
@@ -257,7 +296,7 @@ pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::w
 #[no_mangle]
 pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
     // SAFETY: forwarded contract.
-    let Some(q) = (unsafe { queue(wq) }) else {
+    let Some(q) = (unsafe { queue(wq, "workqueue_destroy") }) else {
         return;
     };
     let me = std::thread::current().id();
@@ -278,7 +317,7 @@ pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
     }
     // SAFETY: the context outlives its queues.
     if let Some(c) = unsafe { q.ctx.as_ref() } {
-        lock(&c.workqueues).retain(|w| !ptr::eq(Arc::as_ptr(w), q));
+        lock(&c.workqueues).retain(|w| !Arc::ptr_eq(w, &q));
     }
 }
 
@@ -291,6 +330,8 @@ pub fn run_works(ctx: &DevCtx) -> usize {
     let mut ran = 0;
     for q in &queues {
         for _ in 0..q.pending() {
+            // The driver's lock first, then the claim (lock order).
+            let _giant = ctx.giant_for(q.mpsafe);
             let Some(wk) = q.take() else { break };
             q.run(ctx, wk);
             ran += 1;

@@ -5,7 +5,7 @@
 
 use std::ffi::c_void;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -275,4 +275,111 @@ fn a_work_that_requeues_itself_runs_once_per_pass() {
     assert_eq!(*cell.1.lock().unwrap(), 3);
     // SAFETY: wq is live and idle.
     unsafe { workqueue::workqueue_destroy(wq) };
+}
+
+/// Runs `f` on a thread of its own and fails the test if it has not
+/// returned within 10 s (a deadlock), instead of hanging the suite.
+fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what}: no return within 10 s (deadlock)"))
+}
+
+#[test]
+fn a_giant_holder_waiting_for_a_work_does_not_deadlock_with_the_service() {
+    // An MP-safe driver whose non-MP-safe path (a callout, say) holds the
+    // giant lock and waits for a work of a non-MP-safe queue while the
+    // service pass wants to run that queue. The service must take the
+    // giant lock before it claims the work: claimed first, it would wait
+    // for the giant lock while the holder waits for the claim to clear.
+    // Whether the service reached its wait before workqueue_wait is a
+    // matter of timing (50 ms given); with the lock order right the test
+    // passes either way, and it cannot pass with the claim first once the
+    // service got there.
+    let ctx = setup("wq-giant-order");
+    ctx.mpsafe.set(true);
+    let log = Arc::new(Log::default());
+    let wq = create(&ctx, &log, 0) as usize;
+    let mut a = Item::new(5);
+    let wk = a.wk() as usize;
+    let ran = within_10s("holder", {
+        let ctx = ctx.clone();
+        move || {
+            let giant = ctx.giant_for(false);
+            assert!(giant.is_some(), "the holder took the giant lock");
+            // SAFETY: wq is live; a outlives the queue's use of it.
+            unsafe {
+                workqueue::workqueue_enqueue(wq as *mut _, wk as *mut _, std::ptr::null_mut())
+            };
+            let service = {
+                let ctx = ctx.clone();
+                std::thread::spawn(move || workqueue::run_works(&ctx))
+            };
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: wq is live.
+            unsafe { workqueue::workqueue_wait(wq as *mut _, wk as *mut _) };
+            drop(giant);
+            service.join().expect("service")
+        }
+    });
+    assert_eq!(*log.ran.lock().unwrap(), [5], "the holder ran it inline");
+    assert_eq!(ran, 0, "the service found nothing left to run");
+    // SAFETY: wq is live and idle.
+    unsafe { workqueue::workqueue_destroy(wq as *mut _) };
+}
+
+/// What [`destroy_own_queue`] needs: its queue's handle and a count.
+struct SelfDestroy {
+    wq: usize,
+    runs: AtomicUsize,
+}
+
+unsafe extern "C" fn destroy_own_queue(_wk: *mut sys::work, arg: *mut c_void) {
+    // SAFETY: arg is the test's SelfDestroy, alive while queued.
+    let me = unsafe { &*arg.cast::<SelfDestroy>() };
+    me.runs.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the queue is live until this call.
+    unsafe { workqueue::workqueue_destroy(me.wq as *mut _) };
+    // Reuse the memory a queue freed too early would have left, so that
+    // workqueue_wait touching it afterwards would not go unnoticed.
+    let junk = vec![0xffu8; std::mem::size_of::<workqueue::WorkQueue>() + 16];
+    std::hint::black_box(&junk);
+    std::mem::forget(junk);
+}
+
+#[test]
+fn a_work_that_destroys_its_own_queue_survives_a_wait_from_outside() {
+    let ctx = setup("wq-self-destroy");
+    let mut me = Box::new(SelfDestroy {
+        wq: 0,
+        runs: AtomicUsize::new(0),
+    });
+    {
+        let _e = Entered::new(&ctx);
+        let arg = (&mut *me as *mut SelfDestroy).cast();
+        let (e, wq) = try_create(c"selfdestroy", Some(destroy_own_queue), arg, 0);
+        assert_eq!(e, 0);
+        me.wq = wq as usize;
+    }
+    let mut a = Item::new(1);
+    let wk = a.wk() as usize;
+    let wq = me.wq;
+    // SAFETY: wq is live; a outlives it.
+    unsafe { workqueue::workqueue_enqueue(wq as *mut _, wk as *mut _, std::ptr::null_mut()) };
+    within_10s("wait", move || {
+        // SAFETY: wq is live when the wait begins (the work destroys it).
+        unsafe { workqueue::workqueue_wait(wq as *mut _, wk as *mut _) };
+    });
+    assert_eq!(me.runs.load(Ordering::SeqCst), 1);
+    assert!(workqueue::counters(&ctx).is_empty(), "the queue is gone");
+    assert_eq!(workqueue::run_works(&ctx), 0);
+    // A destroyed queue's handle is refused, not used, from an entry.
+    let _e = Entered::new(&ctx);
+    // SAFETY: the handle is stale; with a device entered it is only
+    // compared with the live queues', never read.
+    unsafe { workqueue::workqueue_enqueue(wq as *mut _, wk as *mut _, std::ptr::null_mut()) };
+    assert_eq!(workqueue::run_works(&ctx), 0);
 }

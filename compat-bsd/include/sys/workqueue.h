@@ -13,8 +13,12 @@
  * enqueues" in nicinfo) and ignored.  workqueue_wait returns once the
  * work is neither queued nor running; from outside the service pass (the
  * driver's stop or detach) it runs the queue up to that work inline, or
- * waits for the thread running it.  workqueue_destroy wants an empty
- * queue; pending works are dropped with an error in the log.
+ * waits for the thread running it; a work run there may destroy its own
+ * queue.  The driver's lock for a queue is taken before one of its works
+ * is claimed, so a non-MP-safe path holding the giant lock may wait for a
+ * work while the service pass wants to run it.  workqueue_destroy wants an
+ * empty queue; pending works are dropped with an error in the log.  A
+ * destroyed queue passed from a driver entry is logged and ignored.
  */
 #ifndef _SYS_WORKQUEUE_H_
 #define _SYS_WORKQUEUE_H_
