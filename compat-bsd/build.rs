@@ -73,7 +73,7 @@ fn main() {
         .allowlist_var(
             "IFF_.*|IFEF_.*|LINK_STATE_.*|ETHER_.*|ETHERCAP_.*|ETHERMTU.*|CALLOUT_.*|SOFTINT_.*\
              |IFM_.*|IFQ_.*|PKTKIT_MCACHE_.*|BUS_SPACE_.*|PKTKIT_BUS_.*|EVCNT_TYPE_.*|DVF_.*|DETACH_.*|PCI_FLAGS_.*|PKTKIT_PORTED_ABI|BUS_DMA_READ|BUS_DMASYNC_PREREAD\
-             |CTL_.*|CTLTYPE_.*|CTLFLAG_.*|SYSCTL_NAMELEN|WQ_.*",
+             |CTL_.*|CTLTYPE_.*|CTLFLAG_.*|SYSCTL_NAMELEN|SYSCTL_FLAGMASK|WQ_.*",
         )
         .blocklist_type("mbuf|m_hdr|pkthdr|m_ext_storage")
         .derive_default(true)

@@ -9,10 +9,12 @@
 //! and writes the leaves for the stack ([`leaves`], [`read`], [`write`]),
 //! which shows them as `net.if.IF.drv.<path below the device node>`.
 //!
-//! Every argument is checked before a node is made: an unknown type, a
-//! bad name, a path through a leaf or to nowhere, a duplicate, a writable
-//! string, a variable of the wrong size -- each is logged and answered
-//! with an errno (EINVAL, ENOTDIR, ENOENT, EEXIST) and makes nothing.
+//! Every argument is checked before a node is made, in NetBSD's order and
+//! with its errno: a name too long (ENAMETOOLONG), a path through a leaf
+//! or to nowhere (ENOTDIR, ENOENT), a bad name or type (EINVAL), a clash
+//! (EEXIST, unless it is the same node: then that node, NetBSD's "mkdir
+//! -p"); then, beyond NetBSD, a writable string or a variable of the wrong
+//! size (EINVAL). Each refusal is logged and makes nothing.
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::ptr;
@@ -92,17 +94,19 @@ fn is_node(n: &sys::sysctlnode) -> bool {
 
 /// Whether a node's value may be changed.
 pub fn writable(n: &sys::sysctlnode) -> bool {
-    n.sysctl_flags & sys::CTLFLAG_WRITE_MASK != 0
+    n.sysctl_flags & sys::CTLFLAG_READWRITE != 0
 }
 
-/// A valid node name: `[A-Za-z_][A-Za-z0-9_]*`, shorter than
-/// `SYSCTL_NAMELEN` (it becomes one component of a dotted name).
+/// A valid node name, NetBSD's rule: letters, digits, '-' and '_', not
+/// starting with a digit, not empty (the caller has checked it is shorter
+/// than `SYSCTL_NAMELEN`). No '.', so it is one component of a dotted
+/// name.
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
-        && b.len() < sys::SYSCTL_NAMELEN as usize
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && !b[0].is_ascii_digit()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
 }
 
 /// The size of a leaf's value, by type (strings: their buffer).
@@ -156,11 +160,49 @@ impl Tree {
         }))
     }
 
-    /// Makes a node (see `sysctl_createv`); returns it.
+    /// Makes a node (see `sysctl_createv`); returns it, or the node that
+    /// is already there when it is the same one (NetBSD's "mkdir -p").
+    /// The checks come in NetBSD's order: the name's length, the path to
+    /// the parent, the last name, the name's characters, a clash, then
+    /// the type and the variable.
     fn create(&mut self, req: &Create<'_>) -> Result<*const sys::sysctlnode, Refusal> {
         let name = req.name;
         let refuse = |e: c_int, why: String| Refusal(e, format!("sysctl_createv {name}: {why}"));
         let ty = req.ty;
+        if name.len() >= sys::SYSCTL_NAMELEN as usize {
+            return Err(refuse(
+                libc::ENAMETOOLONG,
+                format!("a name of {} characters or more", sys::SYSCTL_NAMELEN),
+            ));
+        }
+        let Some((&last, path)) = req.names.split_last() else {
+            return Err(refuse(libc::EINVAL, "no names before CTL_EOL".into()));
+        };
+        let parent = self
+            .parent(req.base, path)
+            .map_err(|(e, why)| refuse(e, why))?;
+        if last < 0 && last != sys::CTL_CREATE {
+            return Err(refuse(libc::EINVAL, format!("bad last name {last}")));
+        }
+        if !valid_name(name) {
+            return Err(refuse(
+                libc::EINVAL,
+                "not a node name ([A-Za-z0-9_-], not starting with a digit)".into(),
+            ));
+        }
+        if let Some(n) = self.clash(parent, last, name) {
+            // SAFETY: n is a node of this tree.
+            let node = unsafe { &*n };
+            let same = node.sysctl_func.map(|f| f as usize) == req.func.map(|f| f as usize)
+                && (node.sysctl_num == last || last == sys::CTL_CREATE);
+            if same && self.find(n).is_some_and(|e| e.name == name) {
+                return Ok(n);
+            }
+            return Err(refuse(
+                libc::EEXIST,
+                format!("the parent has a node named {name} or numbered {last}"),
+            ));
+        }
         if ![
             sys::CTLTYPE_NODE,
             sys::CTLTYPE_INT,
@@ -172,52 +214,12 @@ impl Tree {
         {
             return Err(refuse(libc::EINVAL, format!("unknown type {ty}")));
         }
-        if !valid_name(name) {
+        let immediate = req.flags & sys::CTLFLAG_IMMEDIATE != 0;
+        if immediate && value_size(ty).is_none() {
             return Err(refuse(
                 libc::EINVAL,
-                "not a node name ([A-Za-z_][A-Za-z0-9_]*, under 32 characters)".into(),
+                "CTLFLAG_IMMEDIATE on a type that is no number".into(),
             ));
-        }
-        let Some((&last, path)) = req.names.split_last() else {
-            return Err(refuse(libc::EINVAL, "no names before CTL_EOL".into()));
-        };
-        // Walk to the parent: from *rnode when given, else from the top.
-        let mut parent: *const sys::sysctlnode = ptr::null();
-        if !req.base.is_null() {
-            match self.find(req.base) {
-                Some(e) => parent = &e.node,
-                None => {
-                    return Err(refuse(
-                        libc::ENOENT,
-                        "the parent node is not one of this device's".into(),
-                    ))
-                }
-            }
-        }
-        // SAFETY: a non-null parent is a node of this tree.
-        if !parent.is_null() && !is_node(unsafe { &*parent }) {
-            return Err(refuse(
-                libc::ENOTDIR,
-                "the parent is a leaf, not a node".into(),
-            ));
-        }
-        for &num in path {
-            let next = if parent.is_null() {
-                self.root(num)
-            } else {
-                self.child(parent, num).map(|e| &e.node as *const _)
-            };
-            let Some(next) = next else {
-                return Err(refuse(libc::ENOENT, format!("no node {num} on the path")));
-            };
-            // SAFETY: next is a node of this tree.
-            if !is_node(unsafe { &*next }) {
-                return Err(refuse(
-                    libc::ENOTDIR,
-                    format!("node {num} on the path is a leaf, not a node"),
-                ));
-            }
-            parent = next;
         }
         let num = if last == sys::CTL_CREATE {
             if self.next_num < FIRST_DYNAMIC {
@@ -225,42 +227,10 @@ impl Tree {
             }
             self.next_num += 1;
             self.next_num - 1
-        } else if last >= 0 {
-            let existing = if parent.is_null() {
-                ROOTS
-                    .iter()
-                    .any(|(n, _)| *n == last)
-                    .then(|| self.root(last))
-                    .flatten()
-            } else {
-                self.child(parent, last).map(|e| &e.node as *const _)
-            };
-            if let Some(n) = existing {
-                // SAFETY: n is a node of this tree.
-                let node = unsafe { &*n };
-                let same = self.find(n).is_some_and(|e| e.name == name);
-                // Making an existing node again is how drivers name a
-                // parent ("hw"): hand it back.
-                if same && is_node(node) && ty == sys::CTLTYPE_NODE {
-                    return Ok(n);
-                }
-                return Err(refuse(libc::EEXIST, format!("number {last} is taken")));
-            }
-            last
         } else {
-            return Err(refuse(libc::EINVAL, format!("bad last name {last}")));
+            last
         };
-        if self
-            .entries
-            .iter()
-            .any(|e| ptr::eq(e.node.sysctl_parent, parent) && e.name == name)
-        {
-            return Err(refuse(
-                libc::EEXIST,
-                "the parent has a node of that name".into(),
-            ));
-        }
-        let rw = req.flags & sys::CTLFLAG_WRITE_MASK != 0;
+        let rw = req.flags & sys::CTLFLAG_READWRITE != 0;
         match ty {
             sys::CTLTYPE_STRING if rw => {
                 return Err(refuse(
@@ -288,10 +258,11 @@ impl Tree {
             ty,
             desc.as_ref().map_or(ptr::null(), |d| d.as_ptr()),
         );
-        node.sysctl_flags |= req.flags & !sys::CTLTYPE_MASK;
+        node.sysctl_flags |= req.flags & sys::SYSCTL_FLAGMASK;
         node.sysctl_parent = parent.cast_mut();
         node.sysctl_func = req.func;
-        node.sysctl_data = req.data;
+        // An immediate value lives in the node (push points data at it).
+        node.sysctl_data = if immediate { ptr::null_mut() } else { req.data };
         node.sysctl_size = value_size(ty).unwrap_or(req.size);
         node.sysctl_qdata = req.qv as i64;
         Ok(self.push(Entry {
@@ -300,6 +271,72 @@ impl Tree {
             _desc: desc,
             log: req.log,
         }))
+    }
+
+    /// The parent a new node goes under: `base` (null: the top) and then
+    /// the numbers of `path` below it, each a node.
+    fn parent(
+        &mut self,
+        base: *const sys::sysctlnode,
+        path: &[c_int],
+    ) -> Result<*const sys::sysctlnode, (c_int, String)> {
+        let mut parent: *const sys::sysctlnode = ptr::null();
+        if !base.is_null() {
+            match self.find(base) {
+                Some(e) => parent = &e.node,
+                None => {
+                    return Err((
+                        libc::ENOENT,
+                        "the parent node is not one of this device's".into(),
+                    ))
+                }
+            }
+        }
+        // SAFETY: a non-null parent is a node of this tree.
+        if !parent.is_null() && !is_node(unsafe { &*parent }) {
+            return Err((libc::ENOTDIR, "the parent is a leaf, not a node".into()));
+        }
+        for &num in path {
+            let next = if parent.is_null() {
+                self.root(num)
+            } else {
+                self.child(parent, num).map(|e| &e.node as *const _)
+            };
+            let Some(next) = next else {
+                return Err((libc::ENOENT, format!("no node {num} on the path")));
+            };
+            // SAFETY: next is a node of this tree.
+            if !is_node(unsafe { &*next }) {
+                return Err((
+                    libc::ENOTDIR,
+                    format!("node {num} on the path is a leaf, not a node"),
+                ));
+            }
+            parent = next;
+        }
+        Ok(parent)
+    }
+
+    /// The child of `parent` (null: the top, whose nodes are made on
+    /// first use) numbered `num` or named `name`, if there is one.
+    fn clash(
+        &mut self,
+        parent: *const sys::sysctlnode,
+        num: c_int,
+        name: &str,
+    ) -> Option<*const sys::sysctlnode> {
+        if parent.is_null() {
+            if let Some(&(n, _)) = ROOTS.iter().find(|&&(n, r)| n == num || r == name) {
+                return self.root(n);
+            }
+        }
+        self.entries
+            .iter()
+            .find(|e| {
+                ptr::eq(e.node.sysctl_parent, parent)
+                    && (e.node.sysctl_num == num || e.name == name)
+            })
+            .map(|e| &e.node as *const _)
     }
 
     /// Removes the nodes made through log `id`, and anything made below
@@ -336,6 +373,11 @@ impl Tree {
     /// Forgets every node (the device is gone).
     pub fn clear(&mut self) {
         self.entries.clear();
+    }
+
+    /// How many nodes the tree has (the implicit top-level ones too).
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Whether the tree has no node at all.

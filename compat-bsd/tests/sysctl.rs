@@ -306,20 +306,29 @@ fn bad_arguments_are_refused_and_make_nothing() {
     let before = values(&ctx);
 
     // (type, name, variable size, errno): a bad type, names that are no
-    // node names, a duplicate, a variable of the wrong size, a writable
-    // string.
+    // node names (NetBSD's rule), a name too long, a variable of the wrong
+    // size, a writable string.
     for (ty, name, size, errno) in [
         (9, c"weird", 4, libc::EINVAL),
         (INT, c"a.b", 4, libc::EINVAL),
         (INT, c"", 4, libc::EINVAL),
         (INT, c"9lives", 4, libc::EINVAL),
-        (INT, c"knob", 4, libc::EEXIST),
+        (INT, c"sp ace", 4, libc::EINVAL),
+        (
+            INT,
+            c"thirty-two-characters-long-name0",
+            4,
+            libc::ENAMETOOLONG,
+        ),
         (INT, c"wide", 8, libc::EINVAL),
         (STRING, c"str", 4, libc::EINVAL),
     ] {
         let e = leaf_node(&mut log, r, RW, ty, name, None, 0, int, size).0;
         assert_eq!(e, errno, "{name:?}");
     }
+    // The name taken by a leaf with another handler.
+    let e = leaf_node(&mut log, r, RW, INT, c"knob", Some(even_only), 0, int, 4).0;
+    assert_eq!(e, libc::EEXIST);
     // A leaf is no parent.
     let (e, knob_node) = leaf_node(&mut log, r, RW, INT, c"other", None, 0, int, 4);
     assert_eq!(e, 0);
@@ -331,7 +340,7 @@ fn bad_arguments_are_refused_and_make_nothing() {
     let (e, _) = top_node(&mut log, c"x", 99);
     assert_eq!(e, libc::ENOENT);
     // No CTL_EOL within CTL_MAXNAME names (12): refused before reading on.
-    // SAFETY: 13 names are passed, so the 12 read exist.
+    // SAFETY: 12 names are passed, all of them read.
     let e = unsafe {
         sysctl_createv(
             &mut log,
@@ -358,10 +367,9 @@ fn bad_arguments_are_refused_and_make_nothing() {
             9,
             10,
             11,
-            12,
         )
     };
-    assert_eq!(e, libc::EINVAL);
+    assert_eq!(e, libc::ENAMETOOLONG);
 
     let mut after = values(&ctx);
     assert!(after.remove("other").is_some());
@@ -532,6 +540,154 @@ fn a_handler_answering_no_bytes_reads_as_an_empty_value() {
     for name in ["s", "i", "q"] {
         assert_eq!(v[name], (String::new(), false), "{name}");
     }
+    // SAFETY: log came from sysctl_createv.
+    unsafe { sysctl::sysctl_teardown(&mut log) };
+}
+
+#[test]
+fn createv_follows_netbsd() {
+    let ctx = setup("sysctl-netbsd");
+    let mut knob: i32 = 3;
+    let int = (&mut knob as *mut i32).cast();
+    let mut log: *mut sysctllog = ptr::null_mut();
+    let _e = Entered::new(&ctx);
+    let r = device_node(&mut log);
+    let count = |ctx: &DevCtx| ctx.sysctl.lock().unwrap().len();
+
+    // mkdir -p: the device node again, by CTL_CREATE or by its number,
+    // is the same node, and nothing new is made.
+    let n = count(&ctx);
+    assert_eq!(hw_node(&mut log, c"dev0"), r);
+    let (e, again) = top_node(&mut log, c"dev0", HW);
+    assert_eq!((e, again), (0, r));
+    // A leaf too, when name, handler and number (or CTL_CREATE) agree.
+    let (e, k) = leaf_node(&mut log, r, RW, INT, c"knob", None, 0, int, 4);
+    assert_eq!(e, 0);
+    let (e, k2) = leaf_node(&mut log, r, RW, INT, c"knob", None, 0, int, 4);
+    assert_eq!((e, k2), (0, k));
+    assert_eq!(count(&ctx), n + 1, "only the first knob was made");
+    // A clash of number under another name stays EEXIST, *cnode cleared.
+    // SAFETY: k is live.
+    let num = unsafe { (*k).sysctl_num };
+    let mut cnode: *const sysctlnode = r;
+    // SAFETY: the pointers are live; the names end with CTL_EOL.
+    let e = unsafe {
+        sysctl_createv(
+            &mut log,
+            0,
+            &r,
+            &mut cnode,
+            RW,
+            INT,
+            c"other".as_ptr(),
+            ptr::null(),
+            None,
+            0,
+            int,
+            4,
+            num,
+            EOL,
+        )
+    };
+    assert_eq!((e, cnode), (libc::EEXIST, ptr::null()));
+
+    // rnode given but *rnode NULL: EINVAL, not a top-level node.
+    let nothing: *const sysctlnode = ptr::null();
+    // SAFETY: as above.
+    let e = unsafe {
+        sysctl_createv(
+            &mut log,
+            0,
+            &nothing,
+            ptr::null_mut(),
+            0,
+            NODE,
+            c"top".as_ptr(),
+            ptr::null(),
+            None,
+            0,
+            ptr::null_mut(),
+            0,
+            HW,
+            CREATE,
+            EOL,
+        )
+    };
+    assert_eq!(e, libc::EINVAL);
+    // cflags must be 0.
+    // SAFETY: as above.
+    let e = unsafe {
+        sysctl_createv(
+            &mut log,
+            1,
+            &r,
+            ptr::null_mut(),
+            RW,
+            INT,
+            c"cf".as_ptr(),
+            ptr::null(),
+            None,
+            0,
+            int,
+            4,
+            CREATE,
+            EOL,
+        )
+    };
+    assert_eq!(e, libc::EINVAL);
+    assert_eq!(count(&ctx), n + 1, "the refusals made nothing");
+
+    // CTL_CREATE ends the list: what follows it is never read (a 99 read
+    // as a name would be an error).
+    let mut made: *const sysctlnode = ptr::null();
+    // SAFETY: as above; the names after CTL_CREATE are not read.
+    let e = unsafe {
+        sysctl_createv(
+            &mut log,
+            0,
+            &r,
+            &mut made,
+            RW,
+            INT,
+            c"rx-delay".as_ptr(),
+            ptr::null(),
+            None,
+            0,
+            int,
+            4,
+            CREATE,
+            99,
+        )
+    };
+    assert_eq!(e, 0, "'-' is a name character, CTL_CREATE the last name");
+    assert!(!made.is_null());
+
+    // NetBSD's flag values; PERMANENT, PRIVATE, HEX are accepted, any
+    // READWRITE bit makes a node writable, IMMEDIATE keeps the value in
+    // the node.
+    assert_eq!(
+        [
+            sys::CTLFLAG_READWRITE,
+            sys::CTLFLAG_ANYWRITE,
+            sys::CTLFLAG_PRIVATE,
+            sys::CTLFLAG_PERMANENT,
+            sys::CTLFLAG_IMMEDIATE,
+            sys::CTLFLAG_HEX,
+        ],
+        [0x70, 0x80, 0x100, 0x200, 0x800, 0x1000]
+    );
+    let flags = (sys::CTLFLAG_PERMANENT | sys::CTLFLAG_PRIVATE | sys::CTLFLAG_HEX) as c_int;
+    let e = leaf_node(&mut log, r, RW | flags, INT, c"perm", None, 0, int, 4).0;
+    assert_eq!(e, 0);
+    let imm = sys::CTLFLAG_IMMEDIATE as c_int;
+    let e = leaf_node(&mut log, r, imm, QUAD, c"imm", None, 7, int, 0).0;
+    assert_eq!(e, 0);
+    let e = leaf_node(&mut log, r, imm, STRING, c"imms", None, 7, int, 0).0;
+    assert_eq!(e, libc::EINVAL, "an immediate string");
+    let v = values(&ctx);
+    assert_eq!(v["perm"], ("3".into(), true));
+    assert_eq!(v["imm"], ("7".into(), false), "the node's value, not knob");
+    assert_eq!(v["rx-delay"], ("3".into(), true));
     // SAFETY: log came from sysctl_createv.
     unsafe { sysctl::sysctl_teardown(&mut log) };
 }

@@ -26,6 +26,7 @@
 #define EINVAL		22
 #define ENOSPC		28
 #define ERANGE		34
+#define ENAMETOOLONG	36
 #define ENOTTY		25
 #define ENOSYS		38
 #define EMSGSIZE	90

@@ -17,24 +17,32 @@
  *
  * Types: CTLTYPE_NODE, CTLTYPE_INT, CTLTYPE_BOOL, CTLTYPE_QUAD, and
  * CTLTYPE_STRING read-only.  A leaf with neither a variable nor a handler
- * keeps its value (initially the u_quad_t argument) in the node.  Bad
- * arguments (an unknown type, a name that is not [A-Za-z_][A-Za-z0-9_]*
- * of at most SYSCTL_NAMELEN-1 characters, a parent that is not a node, no
- * CTL_EOL within CTL_MAXNAME names) create nothing, are logged, and
- * return an errno as in NetBSD.
+ * keeps its value (initially the u_quad_t argument) in the node, as does
+ * one made with CTLFLAG_IMMEDIATE.  As in NetBSD: *cnode is cleared
+ * first; the names end at CTL_EOL or with CTL_CREATE; making a node that
+ * exists -- same parent, same name, same handler, and the same number or
+ * CTL_CREATE -- returns 0 and the existing node in *cnode ("mkdir -p"; it
+ * stays with the log that made it), any other clash of name or number is
+ * EEXIST.  Bad arguments create nothing, are logged, and return NetBSD's
+ * errno: ENAMETOOLONG for a name of SYSCTL_NAMELEN characters or more or
+ * no CTL_EOL/CTL_CREATE within CTL_MAXNAME names; EINVAL for a non-NULL
+ * rnode pointing to NULL, a non-zero cflags, an unknown type, a name that
+ * starts with a digit or has characters other than [A-Za-z0-9_-];
+ * ENOTDIR or ENOENT for a parent that is a leaf or not there.
  */
 #ifndef _SYS_SYSCTL_H_
 #define _SYS_SYSCTL_H_
 
 #include <sys/types.h>
 
-#define CTL_MAXNAME	12	/* names before CTL_EOL, at most */
+#define CTL_MAXNAME	12	/* names read by sysctl_createv, at most (NetBSD's) */
 #define SYSCTL_NAMELEN	32
 
 /* Special names. */
 #define CTL_EOL		(-1)
 #define CTL_QUERY	(-2)
 #define CTL_CREATE	(-3)
+#define CTL_CREATESYM	(-4)	/* refused (EINVAL), as in sysctl_createv */
 #define CTL_DESTROY	(-5)
 
 /* Top-level nodes. */
@@ -51,14 +59,25 @@
 #define CTLTYPE_BOOL	6
 #define CTLTYPE_MASK	0x0000000f
 
-/* Flags. */
+/*
+ * Flags, NetBSD's values.  A node is writable when any CTLFLAG_READWRITE
+ * bit is set (as sysctl_lookup tests it); the others are accepted and
+ * change nothing here (no credentials, nothing permanent, values shown in
+ * decimal), except CTLFLAG_IMMEDIATE: the value is the u_quad_t argument,
+ * kept in the node.  NetBSD's other flags are not defined.
+ */
 #define CTLFLAG_READONLY	0x00000000
 #define CTLFLAG_READWRITE	0x00000070
-#define CTLFLAG_PERMANENT	0x00000100	/* accepted; nothing is permanent here */
-#define CTLFLAG_WRITE_MASK	0x00000020
+#define CTLFLAG_ANYWRITE	0x00000080
+#define CTLFLAG_PRIVATE		0x00000100
+#define CTLFLAG_PERMANENT	0x00000200
+#define CTLFLAG_IMMEDIATE	0x00000800
+#define CTLFLAG_HEX		0x00001000
 
-#define SYSCTL_TYPE(x)		((x) & CTLTYPE_MASK)
-#define SYSCTL_FLAGS(x)		((x) & ~CTLTYPE_MASK)
+#define SYSCTL_TYPEMASK		0x0000000f
+#define SYSCTL_TYPE(x)		((x) & SYSCTL_TYPEMASK)
+#define SYSCTL_FLAGMASK		0x00fffff0
+#define SYSCTL_FLAGS(x)		((x) & SYSCTL_FLAGMASK)
 #define SYSCTL_DESCR(s)		s
 
 struct lwp;
