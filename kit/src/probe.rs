@@ -7,7 +7,9 @@
 //! workers this proves what the runtime enforces: a serialized driver never
 //! sees an overlap, an MP-safe one does, and with `--fallback global` no two
 //! drivers of a group overlap either. Packets: rx allocates 64-byte frames,
-//! tx frees them.
+//! tx frees them. Its one tunable, `tunables_calls`, counts the calls of
+//! `tunables` (that one included), so tests see when the control path
+//! asks the driver.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use pktkit_native::{
     AttachArgs, Capabilities, Concurrency, Control, DeviceCounters, Driver, DriverError,
     DriverFactory, DriverKind, LinkState, OptionSpec, OwnerId, PacketBatch, Pool, QueueCounters,
-    Queues, RxQueue, Service, TxQueue,
+    Queues, RxQueue, Service, Tunable, TxQueue,
 };
 
 /// Overlap detector shared by the entry points it watches.
@@ -73,6 +75,7 @@ impl Shared {
 
 struct Probe {
     shared: Arc<Shared>,
+    tunables_calls: u64,
     class: Concurrency,
     queues: u16,
     pool: Pool,
@@ -132,6 +135,7 @@ fn create(args: &AttachArgs) -> Result<Vec<Box<dyn Driver>>, DriverError> {
             group: args.opt("group").map(group),
             spin,
         }),
+        tunables_calls: 0,
         class: if mpsafe != 0 {
             Concurrency::MpSafe
         } else {
@@ -193,6 +197,15 @@ impl Driver for Probe {
     }
     fn service(&mut self) -> Service {
         self.shared.entry(Service::default)
+    }
+    fn tunables(&mut self) -> Vec<Tunable> {
+        self.tunables_calls += 1;
+        vec![Tunable {
+            name: "tunables_calls".into(),
+            value: self.tunables_calls.to_string(),
+            writable: false,
+            description: "calls of Driver::tunables, this one included".into(),
+        }]
     }
     fn counters(&self) -> DeviceCounters {
         let mut extra = vec![

@@ -751,3 +751,17 @@ fn a_ported_drivers_sysctl_nodes_are_read_and_set_through_ctl() {
     st.ok("umount", &[&name]);
     st.refused("sysctl", &[&format!("net.if.{name}.drv")], "unknown sysctl");
 }
+
+#[test]
+fn only_a_request_that_selects_a_drivers_tunables_asks_the_driver() {
+    let st = Stackd::start("ctl", &["-d", "probe"]);
+    let calls = || st.sysctl_u64("net.if.probe0.drv.tunables_calls");
+    let before = calls();
+    for name in ["kern.pid", "kern", "net.if.probe0.mtu", "pool.capacity"] {
+        st.sysctl(name);
+    }
+    assert_eq!(calls(), before + 1, "only the drv reads asked the driver");
+    st.ok("sysctl", &["net.if.probe0"]);
+    st.ok("sysctl", &[]);
+    assert_eq!(calls(), before + 4, "a subtree above it and everything do");
+}

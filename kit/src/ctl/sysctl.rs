@@ -26,6 +26,9 @@
 //! and set through the interface's driver lock, as `control` requests are;
 //! a value the driver refuses is reported with its reason and changes
 //! nothing. Their descriptions come with them (`description` in `--json`).
+//! A driver is asked for them only by a request that can select them
+//! (everything, `net`, `net.if`, `net.if.IF`, `net.if.IF.drv` or below),
+//! so `kern.pid` runs no driver code.
 
 use std::sync::atomic::Ordering;
 
@@ -62,8 +65,21 @@ fn bit(b: bool) -> u8 {
     u8::from(b)
 }
 
-/// Every node, in tree order.
-fn collect(ctx: &Ctx) -> Vec<Node> {
+/// Whether a request for `name` (`None` or empty: everything) can select
+/// a node below `subtree`: `name` is the subtree, above it, or in it.
+fn selects(name: Option<&str>, subtree: &str) -> bool {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return true;
+    };
+    let below =
+        |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'.';
+    name == subtree || below(subtree, name) || below(name, subtree)
+}
+
+/// Every node a request for `name` can select (`None`: every node), in
+/// tree order. Drivers are asked for their tunables (which takes their
+/// lock and may run their code) only when the request can select them.
+fn collect(ctx: &Ctx, name: Option<&str>) -> Vec<Node> {
     let stack = &ctx.stack;
     let mut v = vec![
         ro("kern.instance", &ctx.instance),
@@ -142,7 +158,13 @@ fn collect(ctx: &Ctx) -> Vec<Node> {
                 stack.with_proto(|n| n.tx_pending(i.index)),
             ),
         ]);
-        for t in i.with_driver(|d| d.tunables()) {
+        let drv = format!("{base}.drv");
+        let tunables = if selects(name, &drv) {
+            i.with_driver(|d| d.tunables())
+        } else {
+            Vec::new()
+        };
+        for t in tunables {
             v.push(Node {
                 name: format!("{base}.drv.{}", t.name),
                 value: t.value,
@@ -274,7 +296,7 @@ pub(super) fn request(
         Some(Value::Bool(b)) => Some(if *b { "1".into() } else { "0".into() }),
         Some(_) => return Err("'value' must be a string or a number".into()),
     };
-    let all = collect(ctx);
+    let all = collect(ctx, name);
     let find = |name: &str| all.iter().find(|n| n.name == name);
     if let Some(value) = value {
         let name = name.ok_or("setting a value needs a name")?;
@@ -284,7 +306,7 @@ pub(super) fn request(
             Some(_) => {}
         }
         set(ctx, name, value.trim())?;
-        let after = collect(ctx);
+        let after = collect(ctx, Some(name));
         let n = after
             .iter()
             .find(|n| n.name == name)
@@ -312,4 +334,36 @@ pub(super) fn request(
     let mut m = Map::new();
     m.insert("values".into(), Value::Array(picked));
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selects;
+
+    #[test]
+    fn a_request_selects_a_subtree_from_above_at_or_below_it() {
+        let drv = "net.if.bnull0.drv";
+        for name in [
+            None,
+            Some(""),
+            Some("net"),
+            Some("net.if"),
+            Some("net.if.bnull0"),
+            Some(drv),
+            Some("net.if.bnull0.drv.size"),
+        ] {
+            assert!(selects(name, drv), "{name:?}");
+        }
+        for name in [
+            "kern.pid",
+            "kern",
+            "ne",
+            "net.if.bnull",
+            "net.if.bnull00",
+            "net.if.bnull0.drvx",
+            "net.if.bnull0.mtu",
+        ] {
+            assert!(!selects(Some(name), drv), "{name}");
+        }
+    }
 }
