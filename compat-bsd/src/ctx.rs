@@ -397,6 +397,9 @@ pub struct DevCtx {
     pub evcnts: Mutex<Vec<*mut sys::evcnt>>,
     /// Work queues made by `workqueue_create` (see [`crate::workqueue`]).
     pub workqueues: Mutex<Vec<Arc<crate::workqueue::WorkQueue>>>,
+    /// Works dropped, never run, because their queue was destroyed (or
+    /// the device detached) while they were queued.
+    pub works_dropped: AtomicU64,
     /// The sysctl nodes the driver made (see [`crate::sysctl`]).
     pub sysctl: Mutex<crate::sysctl::Tree>,
     /// Earliest callout deadline the timerfd is armed for (ns, u64::MAX: none).
@@ -546,6 +549,7 @@ impl DevCtx {
             softints: Mutex::new(Vec::new()),
             evcnts: Mutex::new(Vec::new()),
             workqueues: Mutex::new(Vec::new()),
+            works_dropped: AtomicU64::new(0),
             sysctl: Mutex::new(crate::sysctl::Tree::default()),
             timer_next: Mutex::new(u64::MAX),
             giant: Mutex::new(()),

@@ -312,6 +312,11 @@ pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
                 q.name,
                 st.queue.len()
             );
+            // SAFETY: the context outlives its queues.
+            if let Some(c) = unsafe { q.ctx.as_ref() } {
+                c.works_dropped
+                    .fetch_add(st.queue.len() as u64, Ordering::Relaxed);
+            }
             st.queue.clear();
         }
     }
@@ -343,9 +348,14 @@ pub fn run_works(ctx: &DevCtx) -> usize {
     ran
 }
 
-/// `(name, count)` of each queue's counters, for the device's counters.
+/// `(name, count)` of each queue's counters, for the device's counters,
+/// and `workqueue dropped works` once a work was dropped.
 pub fn counters(ctx: &DevCtx) -> Vec<(String, u64)> {
     let mut v = Vec::new();
+    let dropped = ctx.works_dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        v.push(("workqueue dropped works".to_owned(), dropped));
+    }
     for q in lock(&ctx.workqueues).iter() {
         v.push((
             format!("workqueue {} works", q.name),
@@ -366,6 +376,7 @@ pub fn forget_all(ctx: &DevCtx) {
     for q in queues {
         let n = q.pending();
         if n > 0 {
+            ctx.works_dropped.fetch_add(n as u64, Ordering::Relaxed);
             log::error!(
                 target: "bsd",
                 "workqueue {}: not destroyed at detach; {n} work(s) dropped",

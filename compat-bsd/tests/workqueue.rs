@@ -221,11 +221,22 @@ fn destroy_drops_pending_works_and_create_needs_a_device() {
     let log = Log::default();
     let wq = create(&ctx, &log, 0);
     let mut a = Item::new(1);
-    // SAFETY: wq is live; a outlives the queue.
+    let mut b = Item::new(2);
+    // SAFETY: wq is live; a and b outlive the queue.
     unsafe {
         workqueue::workqueue_enqueue(wq, a.wk(), std::ptr::null_mut());
+        workqueue::workqueue_enqueue(wq, b.wk(), std::ptr::null_mut());
         workqueue::workqueue_destroy(wq);
     }
+    assert_eq!(ctx.works_dropped.load(Ordering::SeqCst), 2, "both dropped");
+    assert_eq!(
+        workqueue::counters(&ctx),
+        [("workqueue dropped works".to_owned(), 2)]
+    );
+    assert!(
+        ctx::drain(ctx.softint_fd.as_raw_fd()),
+        "the enqueues signalled"
+    );
     assert_eq!(workqueue::run_works(&ctx), 0, "dropped, never run");
     assert!(log.ran.lock().unwrap().is_empty());
 
@@ -374,7 +385,10 @@ fn a_work_that_destroys_its_own_queue_survives_a_wait_from_outside() {
         unsafe { workqueue::workqueue_wait(wq as *mut _, wk as *mut _) };
     });
     assert_eq!(me.runs.load(Ordering::SeqCst), 1);
-    assert!(workqueue::counters(&ctx).is_empty(), "the queue is gone");
+    assert!(
+        workqueue::counters(&ctx).is_empty(),
+        "the queue is gone, no work dropped"
+    );
     assert_eq!(workqueue::run_works(&ctx), 0);
     // A destroyed queue's handle is refused, not used, from an entry.
     let _e = Entered::new(&ctx);
@@ -382,4 +396,89 @@ fn a_work_that_destroys_its_own_queue_survives_a_wait_from_outside() {
     // compared with the live queues', never read.
     unsafe { workqueue::workqueue_enqueue(wq as *mut _, wk as *mut _, std::ptr::null_mut()) };
     assert_eq!(workqueue::run_works(&ctx), 0);
+}
+
+/// What [`wait_for_other`] needs: the device, the queue and work it waits
+/// for, and whether the giant lock was held while that work ran.
+struct Nested {
+    ctx: *const DevCtx,
+    inner_wq: usize,
+    inner_wk: usize,
+    giant_held_inside: AtomicBool,
+}
+
+unsafe extern "C" fn wait_for_other(_wk: *mut sys::work, arg: *mut c_void) {
+    // SAFETY: arg is the test's Nested, alive while queued.
+    let n = unsafe { &*arg.cast::<Nested>() };
+    // SAFETY: the queue is live; its work is queued.
+    unsafe { workqueue::workqueue_wait(n.inner_wq as *mut _, n.inner_wk as *mut _) };
+}
+
+unsafe extern "C" fn note_giant(_wk: *mut sys::work, arg: *mut c_void) {
+    // SAFETY: arg is the test's Nested, whose device outlives it.
+    let n = unsafe { &*arg.cast::<Nested>() };
+    // SAFETY: as above.
+    let ctx = unsafe { &*n.ctx };
+    n.giant_held_inside
+        .store(ctx.giant.try_lock().is_err(), Ordering::SeqCst);
+}
+
+#[test]
+fn a_non_mpsafe_work_waits_for_another_under_the_giant_lock_it_holds() {
+    // An MP-safe driver, two queues without WQ_MPSAFE: the service pass
+    // takes the giant lock for the outer work, which waits for the inner
+    // work; run inline, the inner one needs the giant lock this thread
+    // holds already (giant_for's re-entrant branch). Taken again it would
+    // deadlock.
+    let ctx = setup("wq-giant-nested");
+    ctx.mpsafe.set(true);
+    let mut nested = Box::new(Nested {
+        ctx: Arc::as_ptr(&ctx),
+        inner_wq: 0,
+        inner_wk: 0,
+        giant_held_inside: AtomicBool::new(false),
+    });
+    let arg: *mut c_void = (&mut *nested as *mut Nested).cast();
+    let (outer, inner) = {
+        let _e = Entered::new(&ctx);
+        let (e, outer) = try_create(c"outer", Some(wait_for_other), arg, 0);
+        assert_eq!(e, 0);
+        let (e, inner) = try_create(c"inner", Some(note_giant), arg, 0);
+        assert_eq!(e, 0);
+        (outer, inner)
+    };
+    let mut a = Item::new(1);
+    let mut b = Item::new(2);
+    nested.inner_wq = inner as usize;
+    nested.inner_wk = b.wk() as usize;
+    // SAFETY: the queues are live; a and b outlive them.
+    unsafe {
+        workqueue::workqueue_enqueue(outer, a.wk(), std::ptr::null_mut());
+        workqueue::workqueue_enqueue(inner, b.wk(), std::ptr::null_mut());
+    }
+    let ran = within_10s("service", {
+        let ctx = ctx.clone();
+        move || workqueue::run_works(&ctx)
+    });
+    assert_eq!(
+        ran, 1,
+        "the outer work ran in the pass, the inner inside it"
+    );
+    assert!(
+        nested.giant_held_inside.load(Ordering::SeqCst),
+        "the inner work ran under the giant lock"
+    );
+    assert_eq!(workqueue::run_works(&ctx), 0, "nothing left");
+    let count = |q: &str| {
+        workqueue::counters(&ctx)
+            .into_iter()
+            .find(|(k, _)| k == &format!("workqueue {q} works"))
+            .map(|(_, v)| v)
+    };
+    assert_eq!((count("outer"), count("inner")), (Some(1), Some(1)));
+    // SAFETY: both queues are live and idle.
+    unsafe {
+        workqueue::workqueue_destroy(outer);
+        workqueue::workqueue_destroy(inner);
+    }
 }

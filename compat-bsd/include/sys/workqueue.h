@@ -17,7 +17,8 @@
  * queue.  The driver's lock for a queue is taken before one of its works
  * is claimed, so a non-MP-safe path holding the giant lock may wait for a
  * work while the service pass wants to run it.  workqueue_destroy wants an
- * empty queue; pending works are dropped with an error in the log.  A
+ * empty queue; pending works are dropped with an error in the log and
+ * counted ("workqueue dropped works" in nicinfo).  A
  * destroyed queue passed from a driver entry is logged and ignored.
  */
 #ifndef _SYS_WORKQUEUE_H_
