@@ -832,7 +832,7 @@ impl Drop for BsdDriver {
         lock(&self.ctx.callouts).clear();
         lock(&self.ctx.softints).clear();
         crate::workqueue::forget_all(&self.ctx);
-        lock(&self.ctx.sysctl).clear();
+        crate::sysctl::forget_all(&self.ctx, &self.xname());
         lock(&self.ctx.dma).clear();
         *lock(&self.ctx.pci) = None;
     }

@@ -18,6 +18,7 @@
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ctx::{self, lock, DevCtx};
 use crate::sys;
@@ -375,6 +376,19 @@ impl Tree {
         self.entries.clear();
     }
 
+    /// The nodes a driver made and did not remove: all but the top-level
+    /// nodes made implicitly.
+    fn made(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| {
+                !(e.log == 0
+                    && e.node.sysctl_parent.is_null()
+                    && ROOTS.iter().any(|&(n, _)| n == e.node.sysctl_num))
+            })
+            .count()
+    }
+
     /// How many nodes the tree has (the implicit top-level ones too).
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -534,6 +548,32 @@ pub unsafe extern "C" fn pktkit_sysctl_create(
             e
         }
     }
+}
+
+/// Nodes drivers left at detach (made and not torn down), in this
+/// process; see [`forget_all`].
+static LEFT_AT_DETACH: AtomicU64 = AtomicU64::new(0);
+
+/// How many nodes drivers' detach routines left behind so far.
+pub fn left_at_detach() -> u64 {
+    LEFT_AT_DETACH.load(Ordering::Relaxed)
+}
+
+/// Once the driver's detach has run: forgets `ctx`'s tree. Nodes the
+/// driver made and did not remove with `sysctl_teardown` (a bug: in
+/// NetBSD they would outlive its softc) are logged and counted
+/// ([`left_at_detach`]).
+pub fn forget_all(ctx: &DevCtx, who: &str) {
+    let mut tree = lock(&ctx.sysctl);
+    let left = tree.made();
+    if left > 0 {
+        LEFT_AT_DETACH.fetch_add(left as u64, Ordering::Relaxed);
+        log::error!(
+            target: "bsd",
+            "{who}: detach left {left} sysctl node(s) (no sysctl_teardown?); removed"
+        );
+    }
+    tree.clear();
 }
 
 /// `sysctl_teardown(9)`: removes the nodes made through `*logp` (and

@@ -304,6 +304,7 @@ fn bad_arguments_are_refused_and_make_nothing() {
         0
     );
     let before = values(&ctx);
+    let nodes = ctx.sysctl.lock().unwrap().len();
 
     // (type, name, variable size, errno): a bad type, names that are no
     // node names (NetBSD's rule), a name too long, a variable of the wrong
@@ -373,7 +374,12 @@ fn bad_arguments_are_refused_and_make_nothing() {
 
     let mut after = values(&ctx);
     assert!(after.remove("other").is_some());
-    assert_eq!(after, before, "the refusals made nothing");
+    assert_eq!(after, before, "the refusals changed no leaf");
+    assert_eq!(
+        ctx.sysctl.lock().unwrap().len(),
+        nodes + 1,
+        "the refusals made no node of any kind (only other was made)"
+    );
     // SAFETY: log came from sysctl_createv.
     unsafe { sysctl::sysctl_teardown(&mut log) };
 }
@@ -689,5 +695,34 @@ fn createv_follows_netbsd() {
     assert_eq!(v["imm"], ("7".into(), false), "the node's value, not knob");
     assert_eq!(v["rx-delay"], ("3".into(), true));
     // SAFETY: log came from sysctl_createv.
+    unsafe { sysctl::sysctl_teardown(&mut log) };
+}
+
+#[test]
+fn nodes_left_at_detach_are_counted_and_removed() {
+    let ctx = setup("sysctl-left");
+    let mut log: *mut sysctllog = ptr::null_mut();
+    {
+        let _e = Entered::new(&ctx);
+        let r = device_node(&mut log);
+        let e = leaf_node(&mut log, r, 0, QUAD, c"n", None, 1, ptr::null_mut(), 0).0;
+        assert_eq!(e, 0);
+    }
+    let before = sysctl::left_at_detach();
+    // The driver "forgot" sysctl_teardown: hw.dev0 and its leaf are left.
+    sysctl::forget_all(&ctx, "dev0");
+    assert!(sysctl::left_at_detach() >= before + 2);
+    assert!(ctx.sysctl.lock().unwrap().is_empty());
+    // A driver that tore down leaves nothing to count (hw itself aside).
+    {
+        let _e = Entered::new(&ctx);
+        let mut log2: *mut sysctllog = ptr::null_mut();
+        device_node(&mut log2);
+        // SAFETY: log2 came from sysctl_createv.
+        unsafe { sysctl::sysctl_teardown(&mut log2) };
+    }
+    assert_eq!(ctx.sysctl.lock().unwrap().len(), 1, "hw");
+    // The first log's nodes are gone; free the log itself.
+    // SAFETY: log came from sysctl_createv; its nodes are gone already.
     unsafe { sysctl::sysctl_teardown(&mut log) };
 }

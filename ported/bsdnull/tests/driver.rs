@@ -295,6 +295,12 @@ fn sysctl_leaves_are_listed_read_and_set_under_the_device_node() {
     assert_eq!(t["tx_defer"].0, "0");
     assert_eq!(t["tx_works"].0, "0");
     drv.stop(q);
+    drop(drv);
+    assert_eq!(
+        pktkit_bsd::sysctl::left_at_detach(),
+        0,
+        "bsdnull's detach tore down every node it made"
+    );
 }
 
 #[test]
