@@ -13,8 +13,8 @@
  *
  * Options (-d bsdnull,key=value): size (frame length, 14..2048, default
  * 64); mpsafe=1 (set IFEF_MPSAFE and lock with a kmutex); check=1
- * (instrument every entry point: count entries and overlaps, for the
- * execution-model tests); tick=N (callout period in ticks, default hz);
+ * (instrument every entry point, the workqueue's work included: count
+ * entries and overlaps, for the execution-model tests); tick=N (callout period in ticks, default hz);
  * transmit=1 (take packets through if_transmit and a pcq, as MP-safe
  * multiqueue drivers do, instead of if_start and if_snd).
  *
@@ -93,6 +93,7 @@ struct bsdnull_softc {
 	struct evcnt	sc_ev_tick;
 	struct evcnt	sc_ev_softint;
 	struct evcnt	sc_ev_ioctl;
+	struct evcnt	sc_ev_txwork;
 	struct evcnt	sc_ev_nobuf;	/* MGETHDR failed */
 	struct evcnt	sc_ev_txqfull;	/* if_transmit found sc_txq full */
 };
@@ -221,6 +222,8 @@ bsdnull_attach(device_t parent, device_t self, void *aux)
 	    device_xname(self), "softint");
 	evcnt_attach_dynamic(&sc->sc_ev_ioctl, EVCNT_TYPE_MISC, NULL,
 	    device_xname(self), "ioctl");
+	evcnt_attach_dynamic(&sc->sc_ev_txwork, EVCNT_TYPE_MISC, NULL,
+	    device_xname(self), "txwork");
 	evcnt_attach_dynamic(&sc->sc_ev_nobuf, EVCNT_TYPE_MISC, NULL,
 	    device_xname(self), "rx no buffer");
 	evcnt_attach_dynamic(&sc->sc_ev_txqfull, EVCNT_TYPE_MISC, NULL,
@@ -274,6 +277,7 @@ bsdnull_detach(device_t self, int flags)
 	evcnt_detach(&sc->sc_ev_tick);
 	evcnt_detach(&sc->sc_ev_softint);
 	evcnt_detach(&sc->sc_ev_ioctl);
+	evcnt_detach(&sc->sc_ev_txwork);
 	evcnt_detach(&sc->sc_ev_nobuf);
 	evcnt_detach(&sc->sc_ev_txqfull);
 	if (sc->sc_txq != NULL) {
@@ -370,8 +374,10 @@ bsdnull_txwork(struct work *wk, void *arg)
 {
 	struct bsdnull_softc *sc = arg;
 
+	bsdnull_enter(sc, &sc->sc_ev_txwork);
 	bsdnull_txflush(sc);
 	atomic_inc_64(&sc->sc_txworks);
+	bsdnull_leave(sc);
 }
 
 /* Transmit: everything queued is "sent" at once and freed. */

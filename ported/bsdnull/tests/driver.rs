@@ -307,7 +307,7 @@ fn sysctl_leaves_are_listed_read_and_set_under_the_device_node() {
 fn tx_defer_frees_sent_packets_from_the_workqueue_in_service() {
     for mpsafe in ["0", "1"] {
         let p = pool(&format!("bsdnull-wq{mpsafe}"), 512);
-        let (mut drv, owner) = attach(&p, &[("mpsafe", mpsafe)]);
+        let (mut drv, owner) = attach(&p, &[("mpsafe", mpsafe), ("check", "1")]);
         let mut q = drv.start().expect("start");
         drv.set_tunable("tx_defer", "1").expect("tx_defer");
         assert_eq!(tunables(&mut drv)["tx_defer"].0, "1");
@@ -333,6 +333,8 @@ fn tx_defer_frees_sent_packets_from_the_workqueue_in_service() {
         let count = |key: &str| extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
         assert_eq!(count("workqueue bnull0 works"), Some(1));
         assert_eq!(count("workqueue bnull0 double enqueues"), Some(0));
+        assert_eq!(count("bnull0 txwork"), Some(1), "the work is checked");
+        assert_eq!(count("bnull0 overlaps"), Some(0));
 
         // Pending at stop: workqueue_wait in the driver's stop runs it.
         tx_some(&mut q, &p, owner, 7);
