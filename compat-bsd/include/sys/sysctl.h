@@ -28,7 +28,10 @@
  * no CTL_EOL/CTL_CREATE within CTL_MAXNAME names; EINVAL for a non-NULL
  * rnode pointing to NULL, a non-zero cflags, an unknown type, a name that
  * starts with a digit or has characters other than [A-Za-z0-9_-];
- * ENOTDIR or ENOENT for a parent that is a leaf or not there.
+ * ENOTDIR or ENOENT for a parent that is a leaf or not there.  Beyond
+ * NetBSD, a writable string and a variable of the wrong size are EINVAL.
+ * Nodes a driver's detach leaves (no sysctl_teardown) are removed with
+ * the device and logged as a bug.
  */
 #ifndef _SYS_SYSCTL_H_
 #define _SYS_SYSCTL_H_
