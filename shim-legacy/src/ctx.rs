@@ -1309,20 +1309,32 @@ unsafe extern "C" fn svc_rx(stack: Stack, pkt: *mut sys::pktkit_lg_packet) {
     }
 }
 
-/// The driver's array of `n` packet pointers (empty for NULL).
+/// The driver's array of `n` items it hands the stack (empty for NULL):
+/// packet pointers, descriptors.
 ///
 /// # Safety
-/// `pkts` must be NULL or point at `n` packet pointers that stay put for
-/// the length of the service call.
-unsafe fn packets<'a>(
-    pkts: *const *mut sys::pktkit_lg_packet,
-    n: u32,
-) -> &'a [*mut sys::pktkit_lg_packet] {
-    if pkts.is_null() {
+/// `p` must be NULL or point at `n` items that stay put for the length of
+/// the service call.
+unsafe fn driver_array<'a, T>(p: *const T, n: u32) -> &'a [T] {
+    if p.is_null() {
         return &[];
     }
     // SAFETY: per the contract above.
-    unsafe { std::slice::from_raw_parts(pkts, n as usize) }
+    unsafe { std::slice::from_raw_parts(p, n as usize) }
+}
+
+/// The driver's array of room for `n` items the stack fills, at most a
+/// burst (`None` for NULL).
+///
+/// # Safety
+/// `p` must be NULL or point at room for `n` items that stays put for the
+/// length of the service call.
+unsafe fn driver_room<'a, T>(p: *mut T, n: u32) -> Option<&'a mut [T]> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract above.
+    Some(unsafe { std::slice::from_raw_parts_mut(p, (n as usize).min(BURST)) })
 }
 
 unsafe extern "C" fn svc_pkt_alloc_burst(
@@ -1335,11 +1347,10 @@ unsafe extern "C" fn svc_pkt_alloc_burst(
     let Some(st) = (unsafe { current(stack) }) else {
         return 0;
     };
-    if pkts.is_null() {
-        return 0;
-    }
     // SAFETY: the driver's array has room for n packet pointers.
-    let out = unsafe { std::slice::from_raw_parts_mut(pkts, (n as usize).min(BURST)) };
+    let Some(out) = (unsafe { driver_room(pkts, n) }) else {
+        return 0;
+    };
     st.pkt_alloc_burst(size, out) as u32
 }
 
@@ -1351,7 +1362,7 @@ unsafe extern "C" fn svc_pkt_free_burst(
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
         // SAFETY: the driver's array of n packets.
-        st.pkt_free_burst(unsafe { packets(pkts, n) });
+        st.pkt_free_burst(unsafe { driver_array(pkts, n) });
     }
 }
 
@@ -1359,7 +1370,7 @@ unsafe extern "C" fn svc_rx_burst(stack: Stack, pkts: *const *mut sys::pktkit_lg
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
         // SAFETY: the driver's array of n packets.
-        st.rx_burst(unsafe { packets(pkts, n) });
+        st.rx_burst(unsafe { driver_array(pkts, n) });
     }
 }
 
@@ -1372,7 +1383,7 @@ unsafe extern "C" fn svc_tx_done_burst(
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
         // SAFETY: the driver's array of n packets.
-        st.tx_complete_burst(unsafe { packets(pkts, n) }, status);
+        st.tx_complete_burst(unsafe { driver_array(pkts, n) }, status);
     }
 }
 

@@ -22,7 +22,7 @@ use pktkit_native::mbuf::DATAROOM;
 use pktkit_native::pool::PoolSpan;
 use pktkit_native::sys::{mbuf, M_BCAST, M_MCAST};
 
-use super::{current, Stack, State, BURST};
+use super::{current, driver_array, driver_room, Stack, State, BURST};
 use crate::sys;
 
 /// What a pool buffer is to this device.
@@ -405,19 +405,6 @@ impl State {
     }
 }
 
-/// The driver's array of `n` descriptors (empty for NULL).
-///
-/// # Safety
-/// `d` must be NULL or point at `n` descriptors that stay put for the
-/// length of the service call.
-unsafe fn descs<'a>(d: *const sys::pktkit_lg_desc, n: u32) -> &'a [sys::pktkit_lg_desc] {
-    if d.is_null() {
-        return &[];
-    }
-    // SAFETY: per the contract above.
-    unsafe { std::slice::from_raw_parts(d, n as usize) }
-}
-
 pub(super) unsafe extern "C" fn svc_rx_desc_alloc(
     stack: Stack,
     size: u32,
@@ -428,11 +415,10 @@ pub(super) unsafe extern "C" fn svc_rx_desc_alloc(
     let Some(st) = (unsafe { current(stack) }) else {
         return 0;
     };
-    if d.is_null() {
-        return 0;
-    }
     // SAFETY: the driver's array has room for n descriptors.
-    let out = unsafe { std::slice::from_raw_parts_mut(d, (n as usize).min(BURST)) };
+    let Some(out) = (unsafe { driver_room(d, n) }) else {
+        return 0;
+    };
     st.rx_desc_alloc(size, out) as u32
 }
 
@@ -440,7 +426,7 @@ pub(super) unsafe extern "C" fn svc_rx_desc(stack: Stack, d: *const sys::pktkit_
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
         // SAFETY: the driver's array of n descriptors.
-        st.rx_desc(unsafe { descs(d, n) });
+        st.rx_desc(unsafe { driver_array(d, n) });
     }
 }
 
@@ -452,7 +438,7 @@ pub(super) unsafe extern "C" fn svc_rx_desc_free(
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
         // SAFETY: the driver's array of n descriptors.
-        st.rx_desc_free(unsafe { descs(d, n) });
+        st.rx_desc_free(unsafe { driver_array(d, n) });
     }
 }
 
@@ -465,7 +451,7 @@ pub(super) unsafe extern "C" fn svc_tx_desc_done(
     // SAFETY: called by the driver; see current().
     if let Some(st) = unsafe { current(stack) } {
         // SAFETY: the driver's array of n descriptors.
-        st.tx_desc_done(unsafe { descs(d, n) }, status);
+        st.tx_desc_done(unsafe { driver_array(d, n) }, status);
     }
 }
 
