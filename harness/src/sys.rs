@@ -6,7 +6,7 @@
 //!
 //! All of the harness's `unsafe` is in this module.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -320,6 +320,9 @@ thread_local! {
     /// Port windows this thread asked permission for (`ioperm` is per
     /// thread), and the kernel's answers.
     static GRANTED: RefCell<Vec<(u16, u16, bool)>> = const { RefCell::new(Vec::new()) };
+    /// The window this thread last found granted: a run of accesses to one
+    /// device (an NE2000 frame) asks with one compare, not a list search.
+    static LAST: Cell<(u16, u16)> = const { Cell::new((0, 0)) };
 }
 
 /// Direct port I/O on this machine: `ioperm(2)` for exactly a window's
@@ -329,25 +332,29 @@ pub struct SysPorts;
 
 impl PortOps for SysPorts {
     fn granted(&self, base: u16, len: u16) -> bool {
-        let known = GRANTED.try_with(|g| {
-            g.borrow()
-                .iter()
-                .find(|e| (e.0, e.1) == (base, len))
-                .map(|e| e.2)
-        });
-        match known {
-            Ok(Some(ok)) => return ok,
-            Ok(None) => {}
-            // The thread is ending: no new permissions, VFIO instead.
-            Err(_) => return false,
+        // len is never 0 for a window, so (0, 0) never matches.
+        if LAST.try_with(Cell::get) == Ok((base, len)) {
+            return true;
         }
-        let ok = ioperm(base, len);
-        let _ = GRANTED.try_with(|g| g.borrow_mut().push((base, len, ok)));
-        if !ok {
-            log::debug!(
-                "ports {base:#x}+{len:#x}: ioperm refused on this thread: {}",
-                io::Error::last_os_error()
-            );
+        let asked = GRANTED.try_with(|g| {
+            let mut g = g.borrow_mut();
+            if let Some(e) = g.iter().find(|e| (e.0, e.1) == (base, len)) {
+                return e.2;
+            }
+            let ok = ioperm(base, len);
+            if !ok {
+                log::debug!(
+                    "ports {base:#x}+{len:#x}: ioperm refused on this thread: {}",
+                    io::Error::last_os_error()
+                );
+            }
+            g.push((base, len, ok));
+            ok
+        });
+        // Err: the thread is ending: no new permissions, VFIO instead.
+        let ok = asked.unwrap_or(false);
+        if ok {
+            let _ = LAST.try_with(|l| l.set((base, len)));
         }
         ok
     }
