@@ -320,9 +320,7 @@ const IORESOURCE_IO: u64 = 0x100;
 /// One `resource` line (`0x...c000 0x...c01f 0x...40101`): the ports of an
 /// I/O-port BAR, else `None`.
 fn parse_io_resource(line: &str) -> Option<PortWindow> {
-    let mut f = line
-        .split_whitespace()
-        .map(|x| u64::from_str_radix(x.strip_prefix("0x").unwrap_or(x), 16).ok());
+    let mut f = line.split_whitespace().map(parse_hex64);
     let (start, end, flags) = (f.next()??, f.next()??, f.next()??);
     if flags & IORESOURCE_IO == 0 || end < start {
         return None;
@@ -332,8 +330,13 @@ fn parse_io_resource(line: &str) -> Option<PortWindow> {
 
 /// `0x8086\n` -> 0x8086.
 fn parse_hex(s: &str) -> Option<u32> {
+    parse_hex64(s).and_then(|v| u32::try_from(v).ok())
+}
+
+/// `0x000000000000c000` -> 0xc000.
+fn parse_hex64(s: &str) -> Option<u64> {
     let s = s.trim();
-    u32::from_str_radix(s.strip_prefix("0x").unwrap_or(s), 16).ok()
+    u64::from_str_radix(s.strip_prefix("0x").unwrap_or(s), 16).ok()
 }
 
 /// The last component of a symlink's target (a driver or group name).
