@@ -453,6 +453,34 @@ impl StackCtx {
 /// # Safety
 /// Must be called from a service trampoline (no other `&mut State` alive);
 /// the returned reference must be dropped before returning to the driver.
+/// The mbuf flags for a received frame's `PKTKIT_LG_PKT_*` flags.
+#[inline(always)]
+fn m_flags(lg: u32) -> u32 {
+    let mut m = 0;
+    if lg & sys::PKTKIT_LG_PKT_BCAST != 0 {
+        m |= M_BCAST;
+    }
+    if lg & sys::PKTKIT_LG_PKT_MCAST != 0 {
+        m |= M_MCAST;
+    }
+    m
+}
+
+/// Gives a fresh single buffer the received frame's length and flags.
+///
+/// # Safety
+/// `m` must be a live, unchained pool buffer the caller owns, with room
+/// for `len` bytes from its data on.
+#[inline(always)]
+unsafe fn set_received(m: *mut mbuf, len: u32, lg_flags: u32) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*m).m_hdr.mh_len = len as i32;
+        (*m).M_pkthdr.len = len as i32;
+        (*m).m_hdr.mh_flags |= m_flags(lg_flags);
+    }
+}
+
 unsafe fn current<'a>(stack: *mut sys::pktkit_lg_stack) -> Option<&'a mut State> {
     let cur = CURRENT.with(Cell::get);
     if cur.is_null() {
@@ -665,10 +693,16 @@ impl State {
         for &p in pkts {
             done += u64::from(self.tx_complete_one(p));
         }
+        self.count_completed(done, status);
+    }
+
+    /// Counts `n` transmits the driver completed with `status`: errors if
+    /// it is negative, else done.
+    fn count_completed(&mut self, n: u64, status: i32) {
         if status < 0 {
-            self.counters.tx_errors += done;
+            self.counters.tx_errors += n;
         } else {
-            self.counters.tx_done += done;
+            self.counters.tx_done += n;
         }
     }
 
@@ -711,21 +745,9 @@ impl State {
         if !shape {
             return None;
         }
-        let flags = s.pkt.lp_flags;
-        let mut mflags = 0;
-        if flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
-            mflags |= M_BCAST;
-        }
-        if flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
-            mflags |= M_MCAST;
-        }
         // SAFETY: the slot owns m, a fresh unchained buffer with DATAROOM
         // bytes of room (checked above); ownership moves to the caller.
-        unsafe {
-            (*m).m_hdr.mh_len = len as i32;
-            (*m).M_pkthdr.len = len as i32;
-            (*m).m_hdr.mh_flags |= mflags;
-        }
+        unsafe { set_received(m, len as u32, s.pkt.lp_flags) };
         self.release(i);
         Some((m, len))
     }
@@ -765,19 +787,12 @@ impl State {
             self.counters.bad_packets += 1;
             return None;
         }
-        let mut mflags = 0;
-        if flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
-            mflags |= M_BCAST;
-        }
-        if flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
-            mflags |= M_MCAST;
-        }
         let m = self.gather(i, len)?;
         let old = self.slots[i].mbuf;
         self.slots[i].mbuf = ptr::null_mut();
         self.free_later(old);
         let mut m = m;
-        m.set_flags(mflags);
+        m.set_flags(m_flags(flags));
         self.counters.rx_copies += 1;
         self.counters.rx_bytes += len as u64;
         Some(m)
@@ -1104,11 +1119,7 @@ impl State {
         if !self.tx_complete_one(pkt) {
             return;
         }
-        if status < 0 {
-            self.counters.tx_errors += 1;
-        } else {
-            self.counters.tx_done += 1;
-        }
+        self.count_completed(1, status);
     }
 
     /// Completes `pkt` if it is a transmit of ours (its packet goes back to
@@ -1971,6 +1982,7 @@ mod tests {
         assert_eq!(offset_of!(sys::pktkit_lg_desc, ld_cookie), 24);
         assert_eq!(SERVICES.ls_size, 256);
         assert_eq!(SERVICES.ls_abi_minor, 3);
+        assert_eq!(sys::PKTKIT_LG_ABI_MINOR, 3);
     }
 
     /// The packet path touches a slot's first two cache lines only.

@@ -20,9 +20,9 @@ use std::ptr;
 
 use pktkit_native::mbuf::DATAROOM;
 use pktkit_native::pool::PoolSpan;
-use pktkit_native::sys::{mbuf, M_BCAST, M_MCAST};
+use pktkit_native::sys::mbuf;
 
-use super::{current, driver_array, driver_room, Stack, State, BURST};
+use super::{current, driver_array, driver_room, set_received, Stack, State, BURST};
 use crate::sys;
 
 /// What a pool buffer is to this device.
@@ -140,20 +140,9 @@ fn rx_take(
         unsafe { refuse(m) };
         return None;
     }
-    let mut mflags = 0;
-    if d.ld_flags & sys::PKTKIT_LG_PKT_BCAST != 0 {
-        mflags |= M_BCAST;
-    }
-    if d.ld_flags & sys::PKTKIT_LG_PKT_MCAST != 0 {
-        mflags |= M_MCAST;
-    }
     // SAFETY: m was lent for receive and is taken back: ours, a fresh
     // unchained buffer with DATAROOM bytes of room.
-    unsafe {
-        (*m).m_hdr.mh_len = len as i32;
-        (*m).M_pkthdr.len = len as i32;
-        (*m).m_hdr.mh_flags |= mflags;
-    }
+    unsafe { set_received(m, len, d.ld_flags) };
     tally.frames += 1;
     tally.bytes += u64::from(len);
     Some(m)
@@ -193,15 +182,8 @@ impl State {
                     k += 1;
                 }
             });
-        if k < got {
-            // Never: a buffer outside its own pool's span. Not lent: freed.
-            for j in 0..got {
-                let m = self.burst[j];
-                if self.desc.span.index_of(m).is_none() {
-                    self.free_later(m);
-                }
-            }
-        }
+        // A pool's buffers all lie in its span: each one was lent.
+        debug_assert_eq!(k, got);
         if k < out.len() {
             self.counters.pkt_alloc_failures += 1;
         }
@@ -292,11 +274,7 @@ impl State {
         self.pending_len = k;
         self.counters.bad_packets += bad;
         self.tx_lent -= done;
-        if status < 0 {
-            self.counters.tx_errors += u64::from(done);
-        } else {
-            self.counters.tx_done += u64::from(done);
-        }
+        self.count_completed(u64::from(done), status);
     }
 
     /// Describes the frames at the front of `raw` for `lf_transmit_desc`,
@@ -469,6 +447,7 @@ mod tests {
     use super::super::{CallGuard, StackCtx, SERVICES};
     use super::*;
     use pktkit_native::pool::HugePages;
+    use pktkit_native::sys::M_BCAST;
     use pktkit_native::{PacketBatch, Pool, PoolConfig};
     use std::collections::BTreeMap;
 
