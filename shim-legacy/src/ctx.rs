@@ -453,6 +453,29 @@ impl StackCtx {
 /// # Safety
 /// Must be called from a service trampoline (no other `&mut State` alive);
 /// the returned reference must be dropped before returning to the driver.
+/// What a burst transmit call that returned `rc` for `k` lent frames
+/// took: `None` for a failing call (negative, not EBUSY), which takes them
+/// all, to be freed; else a prefix, as many as it said, or as far as it
+/// completed frames (`completed(j)`) if that is further, and whether the
+/// driver misbehaved (completed beyond what it said, or said more than
+/// `k`). The rule of every burst transmit entry (1.1 packets, 1.3
+/// descriptors).
+fn settled(rc: i32, k: usize, completed: impl Fn(usize) -> bool) -> Option<(usize, bool)> {
+    if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
+        return None;
+    }
+    let said = usize::try_from(rc).unwrap_or(0);
+    if said == k {
+        // The usual case: all taken; nothing beyond to look at.
+        return Some((k, false));
+    }
+    let completed_to = (0..k).rev().find(|&j| completed(j)).map_or(0, |j| j + 1);
+    Some((
+        said.min(k).max(completed_to),
+        said > k || completed_to > said,
+    ))
+}
+
 /// The mbuf flags for a received frame's `PKTKIT_LG_PKT_*` flags.
 #[inline(always)]
 fn m_flags(lg: u32) -> u32 {
@@ -1092,24 +1115,15 @@ impl State {
     /// and counted in `tx_errors`.
     pub fn tx_settle_burst(&mut self, slots: &[u32], rc: i32) -> usize {
         self.counters.tx_burst_calls += 1;
-        let k = slots.len();
-        if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
+        let Some((taken, bad)) = settled(rc, slots.len(), |j| self.tx_completed(slots[j])) else {
             for &i in slots {
                 if !self.tx_completed(i) {
                     self.tx_failed(i as usize);
                 }
             }
-            return k;
-        }
-        let said = usize::try_from(rc).unwrap_or(0);
-        let completed_to = slots
-            .iter()
-            .rposition(|&i| self.tx_completed(i))
-            .map_or(0, |j| j + 1);
-        if said > k || completed_to > said {
-            self.counters.bad_packets += 1;
-        }
-        let taken = said.min(k).max(completed_to);
+            return slots.len();
+        };
+        self.counters.bad_packets += u64::from(bad);
         self.tx_release(&slots[taken..]);
         taken
     }

@@ -22,7 +22,7 @@ use pktkit_native::mbuf::DATAROOM;
 use pktkit_native::pool::PoolSpan;
 use pktkit_native::sys::mbuf;
 
-use super::{current, driver_array, driver_room, set_received, Stack, State, BURST};
+use super::{current, driver_array, driver_room, set_received, settled, Stack, State, BURST};
 use crate::sys;
 
 /// What a pool buffer is to this device.
@@ -310,18 +310,17 @@ impl State {
     /// a prefix. The rest are no longer lent and stay the caller's. A
     /// failing call (negative, not EBUSY) takes and frees them all, counted
     /// in `tx_errors`; a driver that completed a frame beyond the count it
-    /// returned took that far (`bad_packets`). The same rules as
+    /// returned took that far (`bad_packets`): the rule of `settled`, as for
     /// [`State::tx_settle_burst`].
     pub fn tx_desc_settle(&mut self, raw: &[*mut mbuf], rc: i32) -> usize {
         self.counters.tx_desc_calls += 1;
-        let k = raw.len();
         let lent_tx = |st: &State, m: *mut mbuf| {
             st.desc
                 .span
                 .index_of(m)
                 .is_some_and(|i| st.desc.state[i] == TX)
         };
-        if rc < 0 && rc != sys::PKTKIT_LG_EBUSY {
+        let Some((taken, bad)) = settled(rc, raw.len(), |j| !lent_tx(self, raw[j])) else {
             for &m in raw {
                 if lent_tx(self, m) {
                     self.tx_desc_untake(m);
@@ -329,21 +328,9 @@ impl State {
                     self.counters.tx_errors += 1;
                 }
             }
-            return k;
-        }
-        let said = usize::try_from(rc).unwrap_or(0);
-        if said == k {
-            // The usual case: all taken; nothing beyond to look at.
-            return k;
-        }
-        let completed_to = raw
-            .iter()
-            .rposition(|&m| !lent_tx(self, m))
-            .map_or(0, |j| j + 1);
-        if said > k || completed_to > said {
-            self.counters.bad_packets += 1;
-        }
-        let taken = said.min(k).max(completed_to);
+            return raw.len();
+        };
+        self.counters.bad_packets += u64::from(bad);
         for &m in &raw[taken..] {
             self.tx_desc_untake(m);
         }
