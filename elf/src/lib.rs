@@ -214,6 +214,14 @@ pub fn check_header(b: &[u8], wanted: u16) -> Result<(), ElfError> {
     Ok(())
 }
 
+/// The `e_machine` of a 64-bit little-endian ELF file (the first 64
+/// bytes of it suffice), e.g. to tell the x86-64 libraries from i386 ones
+/// of the same name.
+pub fn machine(b: &[u8]) -> Result<u16, ElfError> {
+    check_elf64le(b)?;
+    u16_at(b, 18).ok_or(ElfError::Truncated("header"))
+}
+
 /// Checks that `b` is a 64-bit little-endian ELF file (any type, any
 /// machine): what the table readers below need.
 fn check_elf64le(b: &[u8]) -> Result<(), ElfError> {
@@ -486,6 +494,23 @@ mod tests {
         };
         let e = check_header(&header(2, 1, ET_DYN, other), ET_DYN).unwrap_err();
         assert!(e.to_string().contains(machine_name(other)), "{e}");
+    }
+
+    /// Any machine's header gives its e_machine; a 32-bit or big-endian
+    /// one, or a short one, does not.
+    #[test]
+    fn machine_is_read_from_a_64_bit_little_endian_header() {
+        assert_eq!(machine(&header(2, 1, ET_DYN, 62)), Ok(62));
+        assert_eq!(machine(&header(2, 1, ET_DYN, 3)), Ok(3));
+        assert!(matches!(
+            machine(&header(1, 1, ET_DYN, 3)),
+            Err(ElfError::Class { .. })
+        ));
+        assert!(matches!(
+            machine(&header(2, 2, ET_DYN, 62)),
+            Err(ElfError::ByteOrder { .. })
+        ));
+        assert_eq!(machine(b"\x7fELF"), Err(ElfError::NotElf));
     }
 
     #[test]

@@ -261,10 +261,7 @@ fn library_fits(p: &Path, machine: u16) -> bool {
     if f.read_exact(&mut head).is_err() {
         return false;
     }
-    &head[..4] == b"\x7fELF"
-        && head[4] == 2
-        && head[5] == 1
-        && u16::from_le_bytes([head[0x12], head[0x13]]) == machine
+    pktkit_elf::machine(&head) == Ok(machine)
 }
 
 /// Copies the closure of `roots` into the staging tree `stage`; returns
