@@ -695,6 +695,13 @@ impl State {
     /// counted once for the burst.
     fn rx_burst(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
         self.counters.rx_burst_upcalls += 1;
+        self.rx_packets(pkts);
+    }
+
+    /// Received packets to the stack: zero copy where the packet allows,
+    /// else [`State::rx_slow`].
+    #[inline(always)]
+    fn rx_packets(&mut self, pkts: &[*mut sys::pktkit_lg_packet]) {
         let (mut frames, mut bytes) = (0u64, 0u64);
         for &p in pkts {
             match self.rx_zero_copy(p) {
@@ -732,14 +739,7 @@ impl State {
     /// The receive up-call (`ls_rx`): turns the packet into an mbuf and
     /// queues it.
     fn rx(&mut self, pkt: *mut sys::pktkit_lg_packet) {
-        match self.rx_zero_copy(pkt) {
-            Some((m, len)) => {
-                self.counters.rx_zero_copy += 1;
-                self.counters.rx_bytes += len as u64;
-                self.deliver_raw(m);
-            }
-            None => self.rx_slow(pkt),
-        }
+        self.rx_packets(&[pkt]);
     }
 
     /// The fast path of receive: a packet of ours lent for receive that
