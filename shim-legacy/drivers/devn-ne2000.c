@@ -351,6 +351,17 @@ ne_reset(struct pktkit_lg_dev *sc)
 	return PKTKIT_LG_EIO;
 }
 
+/* Writes MAR0-7 (the controller on page 1): the hash filter, or all ones
+ * for all-multicast. */
+static void
+ne_write_mar(struct pktkit_lg_dev *sc)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		ne_out(sc, NE_MAR0 + i, sc->sc_allmulti ? 0xff : sc->sc_mar[i]);
+}
+
 /*
  * DP8390D s11.0 "Initialization procedure", steps 1-9: everything but
  * the final start, leaving the controller stopped.
@@ -374,8 +385,7 @@ ne_init_regs(struct pktkit_lg_dev *sc)
 	ne_out(sc, NE_CR, CR_PAGE1 | CR_STP | CR_RD_ABORT);	/* 9 */
 	for (i = 0; i < 6; i++)
 		ne_out(sc, NE_PAR0 + i, sc->sc_mac[i]);
-	for (i = 0; i < 8; i++)
-		ne_out(sc, NE_MAR0 + i, sc->sc_allmulti ? 0xff : sc->sc_mar[i]);
+	ne_write_mar(sc);
 	ne_out(sc, NE_CURR, NE_RX_START + 1);
 	ne_out(sc, NE_CR, CR_PAGE0 | CR_STP | CR_RD_ABORT);
 }
@@ -385,11 +395,9 @@ static void
 ne_load_mar(struct pktkit_lg_dev *sc)
 {
 	uint8_t run = sc->sc_running ? CR_STA : CR_STP;
-	int i;
 
 	ne_out(sc, NE_CR, CR_PAGE1 | run | CR_RD_ABORT);
-	for (i = 0; i < 8; i++)
-		ne_out(sc, NE_MAR0 + i, sc->sc_allmulti ? 0xff : sc->sc_mar[i]);
+	ne_write_mar(sc);
 	ne_out(sc, NE_CR, CR_PAGE0 | run | CR_RD_ABORT);
 }
 
