@@ -4,7 +4,7 @@
 mod common;
 
 use common::{attach, extra, pool};
-use pktkit_native::{Control, Driver, DriverError, Mbuf, OwnerId, PacketBatch, Pool};
+use pktkit_native::{Control, Driver, DriverError, Mbuf, OwnerId, PacketBatch, Pool, Queues};
 use pktkit_shim::drivers;
 
 fn frames(pool: &Pool, owner: OwnerId, n: usize) -> PacketBatch {
@@ -14,6 +14,14 @@ fn frames(pool: &Pool, owner: OwnerId, n: usize) -> PacketBatch {
         b.push(m).expect("room");
     }
     b
+}
+
+/// devn-bad started with `fault`, and 10 frames of its owner to send.
+fn sending(pool: &Pool, fault: &str) -> (Box<dyn Driver>, Queues, PacketBatch, OwnerId) {
+    let (mut d, owner) = attach(pool, drivers::DEVN_BAD, &[("fault", fault)]).expect("attach");
+    let q = d.start().expect("start");
+    let b = frames(pool, owner, 10);
+    (d, q, b, owner)
 }
 
 /// A healthy device next to the faulty one keeps forwarding.
@@ -70,10 +78,7 @@ fn transmit_errors_are_counted_and_freed() {
 #[test]
 fn burst_transmit_faults_are_settled_safely() {
     let pool = pool("bad-burst", 256);
-    let (mut d, owner) =
-        attach(&pool, drivers::DEVN_BAD, &[("fault", "bursterr")]).expect("attach");
-    let mut q = d.start().expect("start");
-    let mut b = frames(&pool, owner, 10);
+    let (mut d, mut q, mut b, owner) = sending(&pool, "bursterr");
     assert_eq!(q.tx[0].tx_burst(&mut b), 10, "a failed burst is taken");
     assert_eq!(q.tx[0].counters().errors, 10);
     assert_eq!(extra(&*d, "tx_zero_copy"), 0);
@@ -81,10 +86,7 @@ fn burst_transmit_faults_are_settled_safely() {
     d.stop(q);
     drop(d);
 
-    let (mut d, owner) =
-        attach(&pool, drivers::DEVN_BAD, &[("fault", "burstover")]).expect("attach");
-    let mut q = d.start().expect("start");
-    let mut b = frames(&pool, owner, 10);
+    let (mut d, mut q, mut b, owner) = sending(&pool, "burstover");
     assert_eq!(q.tx[0].tx_burst(&mut b), 10, "completed means taken");
     assert!(b.is_empty());
     assert_eq!(extra(&*d, "tx_done"), 10);
@@ -93,10 +95,7 @@ fn burst_transmit_faults_are_settled_safely() {
     d.stop(q);
     drop(d);
 
-    let (mut d, owner) =
-        attach(&pool, drivers::DEVN_BAD, &[("fault", "burstpart")]).expect("attach");
-    let mut q = d.start().expect("start");
-    let mut b = frames(&pool, owner, 10);
+    let (mut d, mut q, mut b, owner) = sending(&pool, "burstpart");
     assert_eq!(q.tx[0].tx_burst(&mut b), 5);
     assert_eq!(b.len(), 5, "the rest stays with the caller");
     assert_eq!(extra(&*d, "tx_done"), 5);

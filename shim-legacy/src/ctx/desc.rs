@@ -469,6 +469,13 @@ mod tests {
         unsafe { SERVICES.ls_rx_desc.expect("1.3")(ctx.as_stack(), d.as_ptr(), d.len() as u32) };
     }
 
+    /// `ls_rx_desc` as from inside an `lf_poll` filling `b`.
+    fn rx_in_poll(ctx: &StackCtx, b: &mut PacketBatch, d: &[sys::pktkit_lg_desc]) {
+        ctx.with(|st| st.set_rx_target(b));
+        rx(ctx, d);
+        ctx.with(|st| st.set_rx_target(std::ptr::null_mut()));
+    }
+
     fn done(ctx: &StackCtx, d: &[sys::pktkit_lg_desc]) {
         let _g = CallGuard::enter(ctx);
         // SAFETY: as above.
@@ -575,9 +582,7 @@ mod tests {
         forged.ld_cookie = u64::MAX;
         let up = [d[0], forged, d[1], d[2], d[3], d[4]];
         let mut b = PacketBatch::with_limit(4);
-        ctx.with(|st| st.set_rx_target(&mut b));
-        rx(&ctx, &up);
-        ctx.with(|st| st.set_rx_target(std::ptr::null_mut()));
+        rx_in_poll(&ctx, &mut b, &up);
         assert_eq!(bad(&ctx), 1);
         let lens: Vec<usize> = b.iter().map(|m| m.pkt_len()).collect();
         assert_eq!(lens, [60, 61, 62, 63], "in order, the forged one skipped");
@@ -601,9 +606,7 @@ mod tests {
         d[1].ld_len = DATAROOM as u32 + 1;
         d[2].ld_len = 62;
         let mut b = PacketBatch::new();
-        ctx.with(|st| st.set_rx_target(&mut b));
-        rx(&ctx, &d);
-        ctx.with(|st| st.set_rx_target(std::ptr::null_mut()));
+        rx_in_poll(&ctx, &mut b, &d);
         assert_eq!(bad(&ctx), 1);
         let lens: Vec<usize> = b.iter().map(|m| m.pkt_len()).collect();
         assert_eq!(lens, [60, 62]);
