@@ -331,10 +331,20 @@ pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
 /// (a work that re-enqueues itself) wait for the next pass, which the
 /// softint eventfd is signalled for, so one pass stays bounded.
 pub fn run_works(ctx: &DevCtx) -> usize {
-    let queues: Vec<Arc<WorkQueue>> = lock(&ctx.workqueues).clone();
+    // Only the queues with work, each with its bound for this pass.
+    let queues: Vec<(Arc<WorkQueue>, usize)> = lock(&ctx.workqueues)
+        .iter()
+        .filter_map(|q| {
+            let n = q.pending();
+            (n > 0).then(|| (Arc::clone(q), n))
+        })
+        .collect();
+    if queues.is_empty() {
+        return 0;
+    }
     let mut ran = 0;
-    for q in &queues {
-        for _ in 0..q.pending() {
+    for (q, n) in &queues {
+        for _ in 0..*n {
             // The driver's lock first, then the claim (lock order).
             let _giant = ctx.giant_for(q.mpsafe);
             let Some(wk) = q.take() else { break };
@@ -342,7 +352,7 @@ pub fn run_works(ctx: &DevCtx) -> usize {
             ran += 1;
         }
     }
-    if queues.iter().any(|q| q.pending() > 0) {
+    if queues.iter().any(|(q, _)| q.pending() > 0) {
         ctx::signal(ctx.softint_fd.as_raw_fd());
     }
     ran
