@@ -769,9 +769,6 @@ impl Driver for BsdDriver {
             value: value.to_owned(),
             why,
         };
-        if !leaf.writable {
-            return Err(bad("read-only".into()));
-        }
         let _e = Entered::new(&self.ctx);
         let _giant = self.ctx.giant_for(false);
         crate::sysctl::write(&self.ctx, leaf, value).map_err(bad)
