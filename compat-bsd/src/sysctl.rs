@@ -37,19 +37,6 @@ const ROOTS: &[(i32, &str)] = &[
     (sys::CTL_HW as i32, "hw"),
 ];
 
-/// A handler function (`sysctlfn`).
-type Handler = unsafe extern "C" fn(
-    *const c_int,
-    c_uint,
-    *mut c_void,
-    *mut usize,
-    *const c_void,
-    usize,
-    *const c_int,
-    *mut sys::lwp,
-    *const sys::sysctlnode,
-) -> c_int;
-
 /// One node: the C structure drivers see, its description, and the log
 /// that made it (0: a top-level node made implicitly, or no log).
 struct Entry {
@@ -444,7 +431,7 @@ struct Create<'a> {
     ty: u32,
     name: &'a str,
     desc: Option<&'a str>,
-    func: Option<Handler>,
+    func: sys::sysctlfn,
     qv: u64,
     data: *mut c_void,
     size: usize,
@@ -473,7 +460,7 @@ pub unsafe extern "C" fn pktkit_sysctl_create(
     ty: c_int,
     name: *const c_char,
     descr: *const c_char,
-    func: Option<Handler>,
+    func: sys::sysctlfn,
     qv: u64,
     data: *mut c_void,
     size: usize,
@@ -757,13 +744,14 @@ fn live(ctx: &DevCtx, leaf: &Leaf) -> Option<(sys::sysctlnode, Vec<c_int>)> {
 
 /// Calls a node's handler as NetBSD's dispatch calls a leaf's: `name`
 /// past the end of the full MIB with `namelen` 0, `oname` the full MIB,
-/// a valid `oldlenp` (`*oldlen`; 0 when not reading), no lwp.
+/// a valid `oldlenp` (`*oldlen`; 0 when not reading), no lwp. A leaf
+/// without a handler is served by [`sysctl_lookup`], as in NetBSD.
 ///
 /// # Safety
 /// `node` must be a live node of a device entered by the caller, under the
 /// driver's lock, and `mib` its MIB; the buffers as for [`sysctl_lookup`].
 unsafe fn call(
-    f: Handler,
+    f: sys::sysctlfn,
     node: *const sys::sysctlnode,
     mib: &[c_int],
     oldp: *mut c_void,
@@ -771,6 +759,7 @@ unsafe fn call(
     newp: *const c_void,
     newlen: usize,
 ) -> c_int {
+    let f = f.unwrap_or(sysctl_lookup);
     let names = mib.as_ptr_range();
     // SAFETY: forwarded contract; `names.end` is one past the MIB, never
     // read since namelen is 0.
@@ -807,7 +796,7 @@ pub fn read(ctx: &DevCtx, leaf: &Leaf) -> Result<String, String> {
             // SAFETY: the caller's contract; buf is `len` writable bytes.
             let e = unsafe {
                 call(
-                    f,
+                    Some(f),
                     nodep,
                     &mib,
                     buf.as_mut_ptr().cast(),
@@ -896,7 +885,7 @@ pub fn write(ctx: &DevCtx, leaf: &Leaf, value: &str) -> Result<(), String> {
         // SAFETY: the caller's contract; buf holds `size` bytes.
         Some(f) => unsafe {
             call(
-                f,
+                Some(f),
                 nodep,
                 &mib,
                 ptr::null_mut(),
