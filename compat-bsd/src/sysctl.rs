@@ -734,6 +734,11 @@ pub fn leaves(ctx: &DevCtx, xname: &str) -> Vec<Leaf> {
         .collect()
 }
 
+/// The leaf of `ctx`'s tree at `path` (as [`leaves`] gives it), if any.
+pub fn leaf(ctx: &DevCtx, xname: &str, path: &str) -> Option<Leaf> {
+    leaves(ctx, xname).into_iter().find(|l| l.path == path)
+}
+
 /// A copy of `leaf`'s node and its MIB (the numbers from the top down to
 /// it), if it is still one of `ctx`'s tree.
 fn live(ctx: &DevCtx, leaf: &Leaf) -> Option<(sys::sysctlnode, Vec<c_int>)> {
