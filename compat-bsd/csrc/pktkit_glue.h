@@ -6,11 +6,10 @@
 #define _PKTKIT_GLUE_H_
 
 #include <sys/types.h>
+#include <sys/sysctl.h>
 
 struct ifnet;
 struct ethercom;
-struct sysctllog;
-struct sysctlnode;
 struct lwp;
 
 /* Rust: one message for the stack's log (level is a LOG_* priority). */
@@ -24,9 +23,7 @@ void	pktkit_ether_attached(struct ifnet *ifp);
 int	pktkit_sysctl_create(struct sysctllog **log,
 	    const struct sysctlnode **rnode, const struct sysctlnode **cnode,
 	    int flags, int type, const char *name, const char *descr,
-	    int (*func)(const int *, u_int, void *, size_t *, const void *,
-		size_t, const int *, struct lwp *, const struct sysctlnode *),
-	    u_quad_t qv, void *data, size_t size, const int *names,
+	    sysctlfn func, u_quad_t qv, void *data, size_t size, const int *names,
 	    u_int namelen);
 
 /* C: the adapter's control requests, as the driver's ioctls. */

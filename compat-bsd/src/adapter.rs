@@ -757,8 +757,7 @@ impl Driver for BsdDriver {
     }
 
     fn set_tunable(&mut self, name: &str, value: &str) -> Result<(), DriverError> {
-        let leaves = crate::sysctl::leaves(&self.ctx, &self.xname());
-        let Some(leaf) = leaves.iter().find(|l| l.path == name) else {
+        let Some(leaf) = crate::sysctl::leaf(&self.ctx, &self.xname(), name) else {
             return Err(DriverError::Unsupported(format!(
                 "{}: no sysctl node '{name}'",
                 self.spec.name
@@ -769,12 +768,9 @@ impl Driver for BsdDriver {
             value: value.to_owned(),
             why,
         };
-        if !leaf.writable {
-            return Err(bad("read-only".into()));
-        }
         let _e = Entered::new(&self.ctx);
         let _giant = self.ctx.giant_for(false);
-        crate::sysctl::write(&self.ctx, leaf, value).map_err(bad)
+        crate::sysctl::write(&self.ctx, &leaf, value).map_err(bad)
     }
 
     fn describe(&self) -> Vec<(String, String)> {

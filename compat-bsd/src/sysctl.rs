@@ -37,19 +37,6 @@ const ROOTS: &[(i32, &str)] = &[
     (sys::CTL_HW as i32, "hw"),
 ];
 
-/// A handler function (`sysctlfn`).
-type Handler = unsafe extern "C" fn(
-    *const c_int,
-    c_uint,
-    *mut c_void,
-    *mut usize,
-    *const c_void,
-    usize,
-    *const c_int,
-    *mut sys::lwp,
-    *const sys::sysctlnode,
-) -> c_int;
-
 /// One node: the C structure drivers see, its description, and the log
 /// that made it (0: a top-level node made implicitly, or no log).
 struct Entry {
@@ -444,7 +431,7 @@ struct Create<'a> {
     ty: u32,
     name: &'a str,
     desc: Option<&'a str>,
-    func: Option<Handler>,
+    func: sys::sysctlfn,
     qv: u64,
     data: *mut c_void,
     size: usize,
@@ -473,7 +460,7 @@ pub unsafe extern "C" fn pktkit_sysctl_create(
     ty: c_int,
     name: *const c_char,
     descr: *const c_char,
-    func: Option<Handler>,
+    func: sys::sysctlfn,
     qv: u64,
     data: *mut c_void,
     size: usize,
@@ -747,6 +734,11 @@ pub fn leaves(ctx: &DevCtx, xname: &str) -> Vec<Leaf> {
         .collect()
 }
 
+/// The leaf of `ctx`'s tree at `path` (as [`leaves`] gives it), if any.
+pub fn leaf(ctx: &DevCtx, xname: &str, path: &str) -> Option<Leaf> {
+    leaves(ctx, xname).into_iter().find(|l| l.path == path)
+}
+
 /// A copy of `leaf`'s node and its MIB (the numbers from the top down to
 /// it), if it is still one of `ctx`'s tree.
 fn live(ctx: &DevCtx, leaf: &Leaf) -> Option<(sys::sysctlnode, Vec<c_int>)> {
@@ -757,13 +749,14 @@ fn live(ctx: &DevCtx, leaf: &Leaf) -> Option<(sys::sysctlnode, Vec<c_int>)> {
 
 /// Calls a node's handler as NetBSD's dispatch calls a leaf's: `name`
 /// past the end of the full MIB with `namelen` 0, `oname` the full MIB,
-/// a valid `oldlenp` (`*oldlen`; 0 when not reading), no lwp.
+/// a valid `oldlenp` (`*oldlen`; 0 when not reading), no lwp. A leaf
+/// without a handler is served by [`sysctl_lookup`], as in NetBSD.
 ///
 /// # Safety
 /// `node` must be a live node of a device entered by the caller, under the
 /// driver's lock, and `mib` its MIB; the buffers as for [`sysctl_lookup`].
 unsafe fn call(
-    f: Handler,
+    f: sys::sysctlfn,
     node: *const sys::sysctlnode,
     mib: &[c_int],
     oldp: *mut c_void,
@@ -771,6 +764,7 @@ unsafe fn call(
     newp: *const c_void,
     newlen: usize,
 ) -> c_int {
+    let f = f.unwrap_or(sysctl_lookup);
     let names = mib.as_ptr_range();
     // SAFETY: forwarded contract; `names.end` is one past the MIB, never
     // read since namelen is 0.
@@ -789,60 +783,41 @@ unsafe fn call(
     }
 }
 
-/// A leaf's value as text: through its handler when it has one (as
-/// `sysctl(8)` would read it, into a buffer of `MAX_STRING` bytes; a
-/// larger value is an error, an empty one an empty string), else from its
-/// variable. The caller has entered the device and holds the driver's
+/// A leaf's value as text, read as `sysctl(8)` would read it: through its
+/// handler, or [`sysctl_lookup`] for a leaf without one, into a buffer of
+/// `MAX_STRING` bytes (a larger value is an error, an empty one an empty
+/// string). The caller has entered the device and holds the driver's
 /// lock.
 pub fn read(ctx: &DevCtx, leaf: &Leaf) -> Result<String, String> {
     let Some((node, mib)) = live(ctx, leaf) else {
         return Err("the node is gone".into());
     };
     let ty = type_of(node.sysctl_flags);
-    let nodep = leaf.node as *const sys::sysctlnode;
-    match node.sysctl_func {
-        Some(f) => {
-            let mut buf = vec![0u8; MAX_STRING];
-            let mut len = buf.len();
-            // SAFETY: the caller's contract; buf is `len` writable bytes.
-            let e = unsafe {
-                call(
-                    f,
-                    nodep,
-                    &mib,
-                    buf.as_mut_ptr().cast(),
-                    &mut len,
-                    ptr::null(),
-                    0,
-                )
-            };
-            if e != 0 {
-                return Err(format!("the driver's handler failed: {}", errno_name(e)));
-            }
-            if len > buf.len() {
-                return Err(format!(
-                    "the value is {len} bytes, over the {MAX_STRING} read"
-                ));
-            }
-            // SAFETY: the handler wrote `len` bytes (at most buf's) of the
-            // node's type; format_value reads no more than that.
-            Ok(unsafe { format_value(ty, buf.as_ptr().cast(), len) })
-        }
-        None if node.sysctl_data.is_null() => Err("the node has no value".into()),
-        None => {
-            let size = if node.sysctl_size == 0 && value_size(ty).is_none() {
-                // A string whose buffer size the driver did not give: up
-                // to its NUL, within a sane bound.
-                // SAFETY: the node's string variable.
-                unsafe { libc::strnlen(node.sysctl_data.cast(), MAX_STRING) }
-            } else {
-                node.sysctl_size
-            };
-            // SAFETY: the node's variable, of its type and `size` bytes,
-            // read under the driver's lock (the caller's contract).
-            Ok(unsafe { format_value(ty, node.sysctl_data, size) })
-        }
+    let mut buf = vec![0u8; MAX_STRING];
+    let mut len = buf.len();
+    // SAFETY: the caller's contract; buf is `len` writable bytes.
+    let e = unsafe {
+        call(
+            node.sysctl_func,
+            leaf.node as *const sys::sysctlnode,
+            &mib,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            ptr::null(),
+            0,
+        )
+    };
+    if e != 0 {
+        return Err(format!("the driver's handler failed: {}", errno_name(e)));
     }
+    if len > buf.len() {
+        return Err(format!(
+            "the value is {len} bytes, over the {MAX_STRING} read"
+        ));
+    }
+    // SAFETY: the handler (or sysctl_lookup) wrote `len` bytes (at most
+    // buf's) of the node's type; format_value reads no more than that.
+    Ok(unsafe { format_value(ty, buf.as_ptr().cast(), len) })
 }
 
 /// Sets a writable leaf from text: an integer for `CTLTYPE_INT` and
@@ -888,38 +863,21 @@ pub fn write(ctx: &DevCtx, leaf: &Leaf, value: &str) -> Result<(), String> {
         }
         _ => return Err("read-only".into()),
     };
-    let nodep = leaf.node as *const sys::sysctlnode;
     // Not reading: no old buffer and a length of 0, but a valid pointer
     // to it, as NetBSD gives.
     let mut oldlen = 0usize;
-    let e = match node.sysctl_func {
-        // SAFETY: the caller's contract; buf holds `size` bytes.
-        Some(f) => unsafe {
-            call(
-                f,
-                nodep,
-                &mib,
-                ptr::null_mut(),
-                &mut oldlen,
-                buf.as_ptr().cast(),
-                size,
-            )
-        },
-        // SAFETY: the node as sysctl_lookup wants it; its variable is
-        // written under the driver's lock (the caller's contract).
-        None => unsafe {
-            sysctl_lookup(
-                mib.as_ptr_range().end,
-                0,
-                ptr::null_mut(),
-                &mut oldlen,
-                buf.as_ptr().cast(),
-                size,
-                mib.as_ptr(),
-                ptr::null_mut(),
-                nodep,
-            )
-        },
+    // SAFETY: the caller's contract (a variable is written under the
+    // driver's lock); buf holds `size` bytes.
+    let e = unsafe {
+        call(
+            node.sysctl_func,
+            leaf.node as *const sys::sysctlnode,
+            &mib,
+            ptr::null_mut(),
+            &mut oldlen,
+            buf.as_ptr().cast(),
+            size,
+        )
     };
     if e != 0 {
         return Err(format!("the driver refused it: {}", errno_name(e)));

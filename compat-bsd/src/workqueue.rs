@@ -52,6 +52,17 @@ struct State {
     running: Option<(usize, ThreadId)>,
 }
 
+impl State {
+    /// Takes the oldest work and marks it running by this thread; the
+    /// caller has seen that no other thread runs one. `None` when the
+    /// queue is empty.
+    fn claim(&mut self) -> Option<usize> {
+        let wk = self.queue.pop_front()?;
+        self.running = Some((wk, std::thread::current().id()));
+        Some(wk)
+    }
+}
+
 /// One `struct workqueue`.
 pub struct WorkQueue {
     /// Its name, for messages and counters.
@@ -99,14 +110,38 @@ impl WorkQueue {
         while st.running.is_some() {
             st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
         }
-        let wk = st.queue.pop_front()?;
-        st.running = Some((wk, std::thread::current().id()));
-        Some(wk)
+        st.claim()
     }
 
     /// Works waiting.
     pub fn pending(&self) -> usize {
         lock(&self.state).queue.len()
+    }
+
+    /// The device the queue belongs to.
+    fn ctx(&self) -> &DevCtx {
+        // SAFETY: `ctx` is set at create from the device entered, whose
+        // context outlives its queues (they are forgotten at detach,
+        // before it goes).
+        unsafe { &*self.ctx }
+    }
+
+    /// Drops the works still queued in `st`, this queue's state (a
+    /// driver bug): counted on the device and logged with `why`.
+    fn drop_pending(&self, st: &mut State, why: &str) {
+        let n = st.queue.len();
+        if n == 0 {
+            return;
+        }
+        log::error!(
+            target: "bsd",
+            "workqueue {}: {why}; {n} work(s) dropped, never run",
+            self.name
+        );
+        self.ctx()
+            .works_dropped
+            .fetch_add(n as u64, Ordering::Relaxed);
+        st.queue.clear();
     }
 }
 
@@ -123,8 +158,8 @@ unsafe fn queue(wq: *mut sys::workqueue, what: &str) -> Option<Arc<WorkQueue>> {
     let ctx = match ctx::current() {
         Some(c) => Some(c),
         // SAFETY: forwarded contract: a live handle is an
-        // `Arc<WorkQueue>`'s pointer; its context outlives it.
-        None => unsafe { p.as_ref().and_then(|q| q.ctx.as_ref()) },
+        // `Arc<WorkQueue>`'s pointer.
+        None => unsafe { p.as_ref() }.map(WorkQueue::ctx),
     };
     let found = ctx.and_then(|c| {
         lock(&c.workqueues)
@@ -223,10 +258,7 @@ pub unsafe extern "C" fn workqueue_enqueue(
         }
         st.queue.push_back(wk as usize);
     }
-    // SAFETY: the context outlives its queues.
-    if let Some(c) = unsafe { q.ctx.as_ref() } {
-        ctx::signal(c.softint_fd.as_raw_fd());
-    }
+    ctx::signal(q.ctx().softint_fd.as_raw_fd());
 }
 
 /// `workqueue_wait(9)`: returns once `wk` is neither queued nor running.
@@ -244,10 +276,7 @@ pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::w
     let Some(q) = (unsafe { queue(wq, "workqueue_wait") }) else {
         return;
     };
-    // SAFETY: the context outlives its queues.
-    let Some(ctx) = (unsafe { q.ctx.as_ref() }) else {
-        return;
-    };
+    let ctx = q.ctx();
     let me = std::thread::current().id();
     let wk = wk as usize;
     loop {
@@ -275,10 +304,9 @@ pub unsafe extern "C" fn workqueue_wait(wq: *mut sys::workqueue, wk: *mut sys::w
                 if !st.queue.contains(&wk) {
                     return;
                 }
-                let Some(next) = st.queue.pop_front() else {
+                let Some(next) = st.claim() else {
                     return;
                 };
-                st.running = Some((next, me));
                 drop(st);
                 q.run(ctx, next);
                 drop(giant);
@@ -305,25 +333,9 @@ pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
         while st.running.is_some_and(|(_, t)| t != me) {
             st = q.idle.wait(st).unwrap_or_else(|e| e.into_inner());
         }
-        if !st.queue.is_empty() {
-            log::error!(
-                target: "bsd",
-                "workqueue {}: destroyed with {} work(s) pending (dropped, never run)",
-                q.name,
-                st.queue.len()
-            );
-            // SAFETY: the context outlives its queues.
-            if let Some(c) = unsafe { q.ctx.as_ref() } {
-                c.works_dropped
-                    .fetch_add(st.queue.len() as u64, Ordering::Relaxed);
-            }
-            st.queue.clear();
-        }
+        q.drop_pending(&mut st, "destroyed with work pending");
     }
-    // SAFETY: the context outlives its queues.
-    if let Some(c) = unsafe { q.ctx.as_ref() } {
-        lock(&c.workqueues).retain(|w| !Arc::ptr_eq(w, &q));
-    }
+    lock(&q.ctx().workqueues).retain(|w| !Arc::ptr_eq(w, &q));
 }
 
 /// Runs the works queued on `ctx`'s queues when the pass began, each
@@ -331,10 +343,20 @@ pub unsafe extern "C" fn workqueue_destroy(wq: *mut sys::workqueue) {
 /// (a work that re-enqueues itself) wait for the next pass, which the
 /// softint eventfd is signalled for, so one pass stays bounded.
 pub fn run_works(ctx: &DevCtx) -> usize {
-    let queues: Vec<Arc<WorkQueue>> = lock(&ctx.workqueues).clone();
+    // Only the queues with work, each with its bound for this pass.
+    let queues: Vec<(Arc<WorkQueue>, usize)> = lock(&ctx.workqueues)
+        .iter()
+        .filter_map(|q| {
+            let n = q.pending();
+            (n > 0).then(|| (Arc::clone(q), n))
+        })
+        .collect();
+    if queues.is_empty() {
+        return 0;
+    }
     let mut ran = 0;
-    for q in &queues {
-        for _ in 0..q.pending() {
+    for (q, n) in &queues {
+        for _ in 0..*n {
             // The driver's lock first, then the claim (lock order).
             let _giant = ctx.giant_for(q.mpsafe);
             let Some(wk) = q.take() else { break };
@@ -342,7 +364,7 @@ pub fn run_works(ctx: &DevCtx) -> usize {
             ran += 1;
         }
     }
-    if queues.iter().any(|q| q.pending() > 0) {
+    if queues.iter().any(|(q, _)| q.pending() > 0) {
         ctx::signal(ctx.softint_fd.as_raw_fd());
     }
     ran
@@ -374,14 +396,6 @@ pub fn counters(ctx: &DevCtx) -> Vec<(String, u64)> {
 pub fn forget_all(ctx: &DevCtx) {
     let queues = std::mem::take(&mut *lock(&ctx.workqueues));
     for q in queues {
-        let n = q.pending();
-        if n > 0 {
-            ctx.works_dropped.fetch_add(n as u64, Ordering::Relaxed);
-            log::error!(
-                target: "bsd",
-                "workqueue {}: not destroyed at detach; {n} work(s) dropped",
-                q.name
-            );
-        }
+        q.drop_pending(&mut lock(&q.state), "not destroyed at detach");
     }
 }

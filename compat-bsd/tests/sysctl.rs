@@ -147,9 +147,8 @@ fn values(ctx: &DevCtx) -> BTreeMap<String, (String, bool)> {
 }
 
 fn set(ctx: &DevCtx, name: &str, value: &str) -> Result<(), String> {
-    let leaves = sysctl::leaves(ctx, "dev0");
-    let l = leaves.iter().find(|l| l.path == name).expect(name);
-    sysctl::write(ctx, l, value)
+    let l = sysctl::leaf(ctx, "dev0", name).expect(name);
+    sysctl::write(ctx, &l, value)
 }
 
 /// What [`even_only`] saw when called for a node: namelen, `*oldlenp` on

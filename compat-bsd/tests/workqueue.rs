@@ -88,11 +88,12 @@ fn create(ctx: &DevCtx, log: &Log, flags: u32) -> *mut sys::workqueue {
     wq
 }
 
-fn count(ctx: &DevCtx, key: &str) -> u64 {
+/// Queue `queue`'s counter `key`; `None` when there is no such counter.
+fn count(ctx: &DevCtx, queue: &str, key: &str) -> Option<u64> {
     workqueue::counters(ctx)
         .into_iter()
-        .find(|(k, _)| k == &format!("workqueue testwq {key}"))
-        .map_or(u64::MAX, |(_, v)| v)
+        .find(|(k, _)| k == &format!("workqueue {queue} {key}"))
+        .map(|(_, v)| v)
 }
 
 #[test]
@@ -113,7 +114,7 @@ fn works_run_in_fifo_order_from_the_service_pass_only() {
     assert_eq!(workqueue::run_works(&ctx), 3);
     assert_eq!(*log.ran.lock().unwrap(), [3, 1, 2], "FIFO");
     assert_eq!(workqueue::run_works(&ctx), 0, "each work ran once");
-    assert_eq!(count(&ctx, "works"), 3);
+    assert_eq!(count(&ctx, "testwq", "works"), Some(3));
     // SAFETY: wq is live and idle.
     unsafe { workqueue::workqueue_destroy(wq) };
     assert!(workqueue::counters(&ctx).is_empty(), "destroy forgets it");
@@ -132,7 +133,7 @@ fn a_work_enqueued_twice_is_counted_and_runs_once() {
         workqueue::workqueue_enqueue(wq, b.wk(), std::ptr::null_mut());
         workqueue::workqueue_enqueue(wq, a.wk(), std::ptr::null_mut());
     }
-    assert_eq!(count(&ctx, "double enqueues"), 1);
+    assert_eq!(count(&ctx, "testwq", "double enqueues"), Some(1));
     assert_eq!(workqueue::run_works(&ctx), 2);
     assert_eq!(
         *log.ran.lock().unwrap(),
@@ -142,7 +143,7 @@ fn a_work_enqueued_twice_is_counted_and_runs_once() {
     // Once run, enqueueing it again is fine.
     // SAFETY: as above.
     unsafe { workqueue::workqueue_enqueue(wq, a.wk(), std::ptr::null_mut()) };
-    assert_eq!(count(&ctx, "double enqueues"), 1);
+    assert_eq!(count(&ctx, "testwq", "double enqueues"), Some(1));
     assert_eq!(workqueue::run_works(&ctx), 1);
     // SAFETY: wq is live and idle.
     unsafe { workqueue::workqueue_destroy(wq) };
@@ -469,13 +470,10 @@ fn a_non_mpsafe_work_waits_for_another_under_the_giant_lock_it_holds() {
         "the inner work ran under the giant lock"
     );
     assert_eq!(workqueue::run_works(&ctx), 0, "nothing left");
-    let count = |q: &str| {
-        workqueue::counters(&ctx)
-            .into_iter()
-            .find(|(k, _)| k == &format!("workqueue {q} works"))
-            .map(|(_, v)| v)
-    };
-    assert_eq!((count("outer"), count("inner")), (Some(1), Some(1)));
+    assert_eq!(
+        (count(&ctx, "outer", "works"), count(&ctx, "inner", "works")),
+        (Some(1), Some(1))
+    );
     // SAFETY: both queues are live and idle.
     unsafe {
         workqueue::workqueue_destroy(outer);

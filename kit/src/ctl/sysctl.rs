@@ -65,15 +65,19 @@ fn bit(b: bool) -> u8 {
     u8::from(b)
 }
 
+/// Whether the dotted name `a` is `b` or below it (`b.` and more).
+fn within(a: &str, b: &str) -> bool {
+    a.strip_prefix(b)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Whether a request for `name` (`None` or empty: everything) can select
 /// a node below `subtree`: `name` is the subtree, above it, or in it.
 fn selects(name: Option<&str>, subtree: &str) -> bool {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return true;
     };
-    let below =
-        |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'.';
-    name == subtree || below(subtree, name) || below(name, subtree)
+    within(subtree, name) || within(name, subtree)
 }
 
 /// Every node a request for `name` can select (`None`: every node), in
@@ -319,10 +323,9 @@ pub(super) fn request(
     let picked: Vec<Value> = match name {
         None | Some("") => all.iter().map(node_json).collect(),
         Some(name) => {
-            let prefix = format!("{name}.");
             let v: Vec<Value> = all
                 .iter()
-                .filter(|n| n.name == name || n.name.starts_with(&prefix))
+                .filter(|n| within(&n.name, name))
                 .map(node_json)
                 .collect();
             if v.is_empty() {

@@ -150,6 +150,17 @@ fn multicast_list_goes_through_ether_ioctl() {
     drv.stop(q);
 }
 
+/// Whether `fd` becomes readable within `ms` milliseconds.
+fn readable(fd: i32, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polls one live pollfd.
+    unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+}
+
 #[test]
 fn callouts_run_from_service_and_leak_nothing() {
     let p = pool("bsdnull-tick", 256);
@@ -165,13 +176,7 @@ fn callouts_run_from_service_and_leak_nothing() {
             .map_or(0, |(_, v)| *v)
     };
     while ticks(drv.as_ref()) < 5 && t0.elapsed().as_secs() < 5 {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one live pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        readable(fd, 100);
         drv.service();
     }
     assert!(
@@ -317,14 +322,10 @@ fn tx_defer_frees_sent_packets_from_the_workqueue_in_service() {
         tx_some(&mut q, &p, owner, 5);
         assert_eq!(p.held_by(owner), 15, "one work for both bursts");
         let fd = drv.service_fd().expect("service fd");
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: polls one live pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 1000) };
-        assert_eq!(ready, 1, "enqueueing the work made the service fd readable");
+        assert!(
+            readable(fd, 1000),
+            "enqueueing the work made the service fd readable"
+        );
         drv.service();
         assert_eq!(p.held_by(owner), 0, "the work freed them");
         let t = tunables(&mut drv);
